@@ -1,0 +1,225 @@
+"""One MOSAIC block: local mixer, registers, memory, heads and the opcode that controls them.
+
+Per token t:  u = rmsnorm(x);  one fused projection of u gives the query, the
+*next* write key, the value, opcode logits, write-gate, utility and commitment
+logits, the two fusion-gate logits and the registers' input. Then
+
+    y = x + (1 - sel[IDLE]) * (local(u) + g_reg' * R + g_mem' * M)
+    g'  = g + sel[GATE_UP] (1 - g) - sel[GATE_DOWN] g          (for g_reg and g_mem)
+    M   = W_o (sel[READ] read_P + sel[SCAN] read_scan)
+
+with sel = onehot(opcode) + softmax - softmax.detach() (straight-through: the value
+is exactly the one-hot). The write key at t is the key projection of u_{t-1}
+(kept in the state as prev_key), the value that of u_t.
+
+``step_`` and ``forward`` give the same values. Two choices of the parallel path:
+registers keep integrating at IDLE tokens (IDLE suppresses the residual update
+only); and forward gathers memory only where READ or SCAN is selected (elsewhere
+the read's term is exactly zero in value), the plain read over its P probes and
+SCAN over all P_scan, so the STE gradient toward *choosing* a read exists only
+at positions that read (teacher labels and the CE loss teach the rest).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from engine.vm.config import ModelConfig
+from engine.vm.isa import N_OPCODES, Opcode
+from engine.vm.memory import Memory, gather_rows, plan
+from engine.vm.registers import Registers
+from engine.vm.state import LayerState
+
+READ, WRITE, CLEAR, IDLE = int(Opcode.READ_MEM), int(Opcode.WRITE_MEM), int(Opcode.CLEAR_MEM), int(Opcode.IDLE)
+UP, DOWN, SCAN, COMMIT = int(Opcode.GATE_UP), int(Opcode.GATE_DOWN), int(Opcode.SCAN), int(Opcode.COMMIT)
+
+
+def ste(hard: torch.Tensor, prob: torch.Tensor) -> torch.Tensor:
+    """Straight-through: the value of ``hard`` exactly, the gradient of ``prob``."""
+    return hard + (prob - prob.detach())
+
+
+class MosaicBlock(nn.Module):
+    def __init__(self, cfg: ModelConfig, layer: int):
+        super().__init__()
+        d = cfg.d_model
+        self.d, self.eps, self.k = d, cfg.norm_eps, cfg.conv_kernel
+        self.has_memory = cfg.has_memory(layer)
+        mk, mv = (cfg.key_dim, cfg.value_dim) if self.has_memory else (0, 0)
+        # q, next key, value, opcodes, write gate, utility, commitment, fusion gates, register input
+        self.sizes = [mk, mk, mv, N_OPCODES, 1, 1, 3, 2, cfg.timescales * cfg.register_channels]
+        self.norm = nn.Parameter(torch.ones(d))
+        self.conv = nn.Parameter(torch.randn(d, 1, cfg.conv_kernel) / cfg.conv_kernel)
+        self.mlp_in = nn.Linear(d, 2 * cfg.mlp_hidden)
+        self.mlp_out = nn.Linear(cfg.mlp_hidden, d)
+        self.proj = nn.Linear(d, sum(self.sizes))
+        self.registers = Registers(d, cfg.timescales, cfg.register_channels, cfg.lambdas())
+        self.memory = Memory(d, cfg.buckets, cfg.ways, cfg.key_dim, cfg.value_dim, cfg.probes,
+                             cfg.scan_probes, cfg.match_threshold) if self.has_memory else None
+        self.dk, self.dv = cfg.key_dim, cfg.value_dim
+        self.register_buffer("opcode_ids", torch.arange(N_OPCODES), persistent=False)
+
+    # --- shared pieces -------------------------------------------------------------------------
+    def _mlp(self, c: torch.Tensor) -> torch.Tensor:
+        gate, up = self.mlp_in(c).chunk(2, dim=-1)
+        return self.mlp_out(F.silu(gate) * up)
+
+    @staticmethod
+    def _decide(op_logits, gate_logits, t_op, t_gate):
+        """Hard opcode [...] and write gate [...] bool, teacher labels (>= 0) winning."""
+        op = op_logits.argmax(-1)
+        gate = gate_logits > 0
+        if t_op is not None:
+            op = torch.where(t_op >= 0, t_op, op)
+        if t_gate is not None:
+            gate = torch.where(t_gate >= 0, t_gate > 0, gate)
+        return op, gate
+
+    @staticmethod
+    def _fuse(x, local, reg, mem, sel, gate_logits):
+        g = torch.sigmoid(gate_logits)
+        g = g + sel[..., UP:UP + 1] * (1 - g) - sel[..., DOWN:DOWN + 1] * g
+        upd = local + g[..., 0:1] * reg
+        if mem is not None:
+            upd = upd + g[..., 1:2] * mem
+        return x + (1 - sel[..., IDLE:IDLE + 1]) * upd
+
+    # --- one token -----------------------------------------------------------------------------
+    @torch.no_grad()
+    def step_(self, x: torch.Tensor, st: LayerState, pos: torch.Tensor, t_op=None, t_gate=None, t_bucket=None):
+        """One token for a batch: x [B, d] -> y [B, d]; mutates ``st`` in place.
+
+        pos: [B] long position of this token; t_*: [B] teacher labels (-1 free) or None.
+        Returns (y, opcode [B], info dict of [B, ...] tensors or None for a layer without memory,
+        commit_delta [B]).
+        """
+        u = F.rms_norm(x, (self.d,), self.norm, self.eps)
+        window = torch.cat([st.conv, u.unsqueeze(1)], dim=1)  # [B, k, d]
+        c = (window * self.conv[:, 0, :].t()).sum(1)
+        st.conv.copy_(window[:, 1:])
+        local = self._mlp(c)
+        q, kn, v, opl, gl, ul, cl, fl, ri = self.proj(u).split(self.sizes, dim=-1)
+        op, gate = self._decide(opl, gl[:, 0], t_op, t_gate)
+        sel = (op.unsqueeze(-1) == self.opcode_ids).to(u.dtype)  # the STE's value, exactly (no host sync)
+        self.registers.step_(ri, st.registers)
+        reg = self.registers.readout(st.registers.flatten(1))
+        delta = torch.where(op == COMMIT, cl.argmax(-1) - 1, 0)
+        st.ledger.add_(delta)
+        mem, info = None, None
+        if self.memory is not None:
+            k = st.prev_key.clone()
+            st.prev_key.copy_(kn)
+            mem, info = self.memory.step_(st, q, k, v, torch.sigmoid(ul[:, 0]), pos, sel[:, READ], sel[:, SCAN],
+                                          (op == WRITE) & gate, op == CLEAR, t_bucket)
+        y = self._fuse(x, local, reg, mem, sel, fl)
+        return y, op, info, delta
+
+    # --- a whole sequence ----------------------------------------------------------------------
+    def forward(self, x: torch.Tensor, st: LayerState, pos0: torch.Tensor, t_op=None, t_gate=None, t_bucket=None):
+        """A sequence for a batch: x [B, T, d] -> y [B, T, d], parallel over time.
+
+        st: the LayerState before the sequence (not modified); pos0: [B] position of t=0;
+        t_*: [B, T] teacher labels or None. Returns (y, new LayerState (detached), aux dict).
+        """
+        B, T, d = x.shape
+        u = F.rms_norm(x, (d,), self.norm, self.eps)
+        ucat = torch.cat([st.conv, u], dim=1)  # [B, k-1+T, d]
+        c = F.conv1d(ucat.transpose(1, 2), self.conv, groups=d).transpose(1, 2)
+        local = self._mlp(c)
+        q, kn, v, opl, gl, ul, cl, fl, ri = self.proj(u).split(self.sizes, dim=-1)
+        op, gate = self._decide(opl, gl[..., 0], t_op, t_gate)
+        sel = ste((op.unsqueeze(-1) == self.opcode_ids).to(u.dtype), opl.softmax(-1))
+        s = self.registers.scan(ri, st.registers)  # [B, T, K*R]
+        reg = self.registers.readout(s)
+        delta = torch.where(op == COMMIT, cl.argmax(-1) - 1, 0)
+        new = LayerState(
+            registers=s[:, -1].detach().reshape(st.registers.shape).clone(memory_format=torch.contiguous_format),
+            conv=ucat[:, T:].detach().clone(memory_format=torch.contiguous_format),
+            prev_key=st.prev_key.clone(),
+            mem_keys=st.mem_keys, mem_values=st.mem_values, mem_utility=st.mem_utility,
+            mem_age=st.mem_age, mem_valid=st.mem_valid,
+            ledger=st.ledger + delta.sum(1),
+        )
+        aux = {"opcode_logits": opl, "opcodes": op, "write_gate_logits": gl[..., 0],
+               "utility_logits": ul[..., 0], "commit_logits": cl}
+        mem = None
+        if self.memory is not None:
+            keys = torch.cat([st.prev_key.unsqueeze(1), kn[:, :-1]], dim=1)  # write key of t = key proj of u_{t-1}
+            new.prev_key = kn[:, -1].detach().clone(memory_format=torch.contiguous_format)
+            mem, table = self._memory_forward(q, keys, v, ul[..., 0], gl[..., 0], op, gate, sel, st, pos0, t_bucket, aux)
+            new.mem_keys, new.mem_values, new.mem_utility, new.mem_age, new.mem_valid = table
+        else:
+            z = x.new_zeros(B, T)
+            aux.update(keys=x.new_zeros(B, T, self.dk), queries=x.new_zeros(B, T, self.dk),
+                       router_write_logits=x.new_zeros(B, T, 0), router_read_logits=x.new_zeros(B, T, 0))
+            aux["write_gate_logits"], aux["utility_logits"] = z, z
+        y = self._fuse(x, local, reg, mem, sel, fl)
+        return y, new, aux
+
+    def _memory_forward(self, q, keys, v, util_logits, gate_logits, op, gate, sel, st, pos0, t_bucket, aux):
+        """Memory of a sequence: plan slots without grad, then differentiable gathered reads.
+
+        Returns (M [B, T, d], final table (keys, values, utility, age, valid)).
+        """
+        m = self.memory
+        B, T, _ = q.shape
+        NB, W = m.NB, m.W
+        read_logits, write_logits = m.route(q), m.route(keys)
+        aux.update(keys=keys, queries=q, router_write_logits=write_logits, router_read_logits=read_logits)
+        utility = torch.sigmoid(util_logits)
+        g = torch.sigmoid(gate_logits)
+        stored = v * ste(gate.to(v.dtype), g).unsqueeze(-1) * sel[..., WRITE:WRITE + 1]
+        with torch.no_grad():
+            bucket = m.force(write_logits, t_bucket).argmax(-1)
+            is_read = (op == READ) | (op == SCAN)
+            rows, pos = is_read.nonzero(as_tuple=True)
+            tb = None if t_bucket is None else t_bucket[rows, pos]
+            probes = m.force(read_logits[rows, pos], tb).topk(m.Ps, dim=-1).indices
+            cpu = lambda t: t.detach().cpu().numpy()
+            pl = plan(threshold=m.threshold, write=cpu((op == WRITE) & gate), clear=cpu(op == CLEAR),
+                      bucket=cpu(bucket), keys=cpu(keys), utility=cpu(utility), pos0=cpu(pos0),
+                      read_rows=cpu(rows), read_pos=cpu(pos), read_probes=cpu(probes),
+                      init_valid=cpu(st.mem_valid), init_keys=cpu(st.mem_keys),
+                      init_utility=cpu(st.mem_utility), init_age=cpu(st.mem_age))
+        span = NB * W + T
+        all_keys = torch.cat([st.mem_keys.reshape(B, NB * W, -1), keys], dim=1).reshape(B * span, -1)
+        all_vals = torch.cat([st.mem_values.reshape(B, NB * W, -1), stored], dim=1).reshape(B * span, -1)
+        M = None
+        if len(pl.read_rows):
+            events = torch.from_numpy(pl.read_events).to(q.device)           # [N, Ps*W]
+            scans = torch.from_numpy(cpu(op[rows, pos] == SCAN)).to(q.device)
+            outs, idx = [], []
+            for wide in (False, True):  # READ gathers its P probes only; SCAN all Ps (and both reads)
+                g = (scans == wide).nonzero(as_tuple=True)[0]
+                if len(g) == 0:
+                    continue
+                r, p = rows[g], pos[g]
+                e = events[g] if wide else events[g, : m.P * W]
+                flat = r.unsqueeze(1) * span + e.clamp(min=0)
+                ks, vs = gather_rows(all_keys, flat), gather_rows(all_vals, flat)
+                if wide:
+                    outs.append(m.mix(q[r, p], ks, vs, e >= 0, sel[r, p, READ], sel[r, p, SCAN]))
+                else:
+                    outs.append(m.mix_read_only(q[r, p], ks, vs, e >= 0, sel[r, p, READ]))
+                idx.append(g)
+            g = torch.cat(idx)
+            M = q.new_zeros(B, T, m.out.out_features).index_put((rows[g], pos[g]), torch.cat(outs))
+        # the final table, gathered from the events that occupy each slot
+        with torch.no_grad():
+            fin = torch.from_numpy(pl.final).to(q.device).reshape(B, NB * W)
+            valid = fin >= 0
+            flat = torch.arange(B, device=q.device).unsqueeze(1) * span + fin.clamp(min=0)
+            all_util = torch.cat([st.mem_utility.reshape(B, -1), utility], dim=1).reshape(-1)
+            ages = pos0.unsqueeze(1) + torch.arange(T, device=q.device)
+            all_age = torch.cat([st.mem_age.reshape(B, -1), ages], dim=1).reshape(-1)
+            vm = valid.unsqueeze(-1)
+            table = (
+                torch.where(vm, all_keys[flat], 0.0).reshape_as(st.mem_keys).detach(),
+                torch.where(vm, all_vals[flat], 0.0).reshape_as(st.mem_values).detach(),
+                torch.where(valid, all_util[flat], 0.0).reshape_as(st.mem_utility).detach(),
+                torch.where(valid, all_age[flat], 0).reshape_as(st.mem_age),
+                valid.reshape_as(st.mem_valid).clone(),
+            )
+        return M, table

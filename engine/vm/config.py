@@ -1,0 +1,175 @@
+"""ModelConfig: the frozen, validated shape of a MOSAIC model, with a JSON round trip and presets."""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class ConfigError(ValueError):
+    """An invalid configuration; the message names the field."""
+
+
+VOCAB_SIZE = 256  # bytes
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything that fixes a model's parameter and state shapes.
+
+    Registers: ``timescales`` (K) leaky integrators of ``register_channels`` (R)
+    channels per layer, with decay rates initialised on ``lambda_init`` (K values
+    in (0, 1); empty = a spread from 0.5 to 0.999). Memory: ``buckets`` x ``ways``
+    slots per memory layer and sequence, keys of ``key_dim``, values of
+    ``value_dim``; a read probes the router's top ``probes`` buckets, a SCAN the
+    top ``scan_probes``. ``memory_layers``: indices of the layers that have memory
+    (None = all).
+    """
+
+    d_model: int = 256
+    n_layers: int = 4
+    timescales: int = 4
+    register_channels: int = 64
+    conv_kernel: int = 4
+    mlp_hidden: int = 640
+    buckets: int = 256
+    ways: int = 8
+    key_dim: int = 32
+    value_dim: int = 64
+    probes: int = 8
+    scan_probes: int = 32
+    match_threshold: float = 0.9
+    memory_layers: tuple[int, ...] | None = None
+    lambda_init: tuple[float, ...] = ()
+    norm_eps: float = 1e-6
+    vocab_size: int = VOCAB_SIZE
+
+    def __post_init__(self) -> None:
+        ints = {
+            "d_model": 1, "n_layers": 1, "timescales": 1, "register_channels": 1, "conv_kernel": 1,
+            "mlp_hidden": 1, "buckets": 1, "ways": 1, "key_dim": 1, "value_dim": 1, "probes": 1,
+            "scan_probes": 1,
+        }
+        for name, low in ints.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ConfigError(f"{name}: must be an integer, got {value!r}")
+            if value < low:
+                raise ConfigError(f"{name}: must be >= {low}, got {value}")
+        if self.vocab_size != VOCAB_SIZE:
+            raise ConfigError(f"vocab_size: tokens are bytes, must be {VOCAB_SIZE}, got {self.vocab_size!r}")
+        if self.probes > self.buckets:
+            raise ConfigError(f"probes: must be <= buckets ({self.buckets}), got {self.probes}")
+        if not self.probes <= self.scan_probes <= self.buckets:
+            raise ConfigError(
+                f"scan_probes: must be between probes ({self.probes}) and buckets ({self.buckets}), got {self.scan_probes}")
+        if not isinstance(self.match_threshold, (int, float)) or not -1.0 <= self.match_threshold <= 1.0:
+            raise ConfigError(f"match_threshold: must be a cosine in [-1, 1], got {self.match_threshold!r}")
+        if not isinstance(self.norm_eps, (int, float)) or not self.norm_eps > 0:
+            raise ConfigError(f"norm_eps: must be > 0, got {self.norm_eps!r}")
+        if self.memory_layers is not None:
+            if isinstance(self.memory_layers, (str, bytes)) or not hasattr(self.memory_layers, "__iter__"):
+                raise ConfigError(f"memory_layers: must be a list of layer indices or null, got {self.memory_layers!r}")
+            layers = tuple(self.memory_layers)
+            for i in layers:
+                if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < self.n_layers:
+                    raise ConfigError(f"memory_layers: {i!r} is not a layer index in [0, {self.n_layers})")
+            if len(set(layers)) != len(layers):
+                raise ConfigError(f"memory_layers: repeated index in {list(layers)}")
+            object.__setattr__(self, "memory_layers", tuple(sorted(layers)))
+        lam = tuple(self.lambda_init) if self.lambda_init is not None else ()
+        if lam:
+            if len(lam) != self.timescales:
+                raise ConfigError(f"lambda_init: needs {self.timescales} values (one per timescale), got {len(lam)}")
+            for v in lam:
+                if not isinstance(v, (int, float)) or not 0.0 < v < 1.0:
+                    raise ConfigError(f"lambda_init: every value must be in (0, 1), got {v!r}")
+        object.__setattr__(self, "lambda_init", tuple(float(v) for v in lam))
+
+    # --- derived -----------------------------------------------------------------------------
+    def has_memory(self, layer: int) -> bool:
+        """Whether layer ``layer`` owns a memory table."""
+        return self.memory_layers is None or layer in self.memory_layers
+
+    def lambdas(self) -> tuple[float, ...]:
+        """Initial decay rates, fast to slow: ``lambda_init`` or 1 - logspace(0.5 .. 0.001)."""
+        if self.lambda_init:
+            return self.lambda_init
+        if self.timescales == 1:
+            return (0.9,)
+        import math
+        lo, hi = math.log(0.5), math.log(0.001)
+        return tuple(1.0 - math.exp(lo + (hi - lo) * k / (self.timescales - 1)) for k in range(self.timescales))
+
+    # --- serialisation -----------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        """Plain JSON values (tuples become lists)."""
+        d = dataclasses.asdict(self)
+        d["memory_layers"] = None if self.memory_layers is None else list(self.memory_layers)
+        d["lambda_init"] = list(self.lambda_init)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelConfig":
+        """Inverse of :meth:`to_dict`; unknown keys raise ConfigError naming them."""
+        if not isinstance(d, dict):
+            raise ConfigError(f"config: expected a JSON object, got {type(d).__name__}")
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ConfigError(f"{unknown[0]}: unknown config field")
+        d = dict(d)
+        if d.get("memory_layers") is not None and isinstance(d["memory_layers"], list):
+            d["memory_layers"] = tuple(d["memory_layers"])
+        if isinstance(d.get("lambda_init"), list):
+            d["lambda_init"] = tuple(d["lambda_init"])
+        return cls(**d)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    def fingerprint(self) -> str:
+        """A short hash of the config: states and checkpoints carry it to refuse another config."""
+        return hashlib.sha256(self.to_json().encode()).hexdigest()[:16]
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the config as JSON, atomically."""
+        from engine.store.atomic import atomic_write_text
+        atomic_write_text(path, json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "ModelConfig":
+        """Read a JSON config; a missing or malformed file raises ConfigError."""
+        p = Path(path)
+        try:
+            data = json.loads(p.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"config: no such file {p}") from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ConfigError(f"config: cannot read {p}: {exc}") from None
+        return cls.from_dict(data)
+
+    def replace(self, **changes) -> "ModelConfig":
+        """A copy with some fields changed (validated)."""
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def preset(cls, name: str) -> "ModelConfig":
+        """``tiny`` (tests: evictions come fast), ``small``, ``default`` (~3M parameters)."""
+        try:
+            return cls(**PRESETS[name])
+        except KeyError:
+            raise ConfigError(f"preset: unknown preset {name!r} (known: {', '.join(PRESETS)})") from None
+
+
+PRESETS: dict[str, dict] = {
+    "tiny": dict(d_model=32, n_layers=2, timescales=2, register_channels=8, conv_kernel=4, mlp_hidden=64,
+                 buckets=4, ways=2, key_dim=8, value_dim=8, probes=2, scan_probes=4),
+    "small": dict(d_model=128, n_layers=3, timescales=4, register_channels=32, conv_kernel=4, mlp_hidden=320,
+                  buckets=64, ways=8, key_dim=32, value_dim=64, probes=4, scan_probes=16),
+    "default": dict(d_model=256, n_layers=4, timescales=4, register_channels=64, conv_kernel=4, mlp_hidden=640,
+                    buckets=256, ways=8, key_dim=32, value_dim=64, probes=8, scan_probes=32),
+}

@@ -1,0 +1,73 @@
+"""Checkpoints, model resolution, and ``mosaic info``."""
+import json
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from engine.vm import ModelConfig, MosaicLM
+from engine.vm.checkpoint import ModelError, default_model_path, load_model, resolve_model, save_model
+
+
+def test_resolve_model_paths_names_and_fallback(tmp_path, monkeypatch, capsys):
+    from engine.store.paths import models_dir
+    model = MosaicLM(ModelConfig.preset("tiny"))
+    save_model(model, models_dir() / "mine.safetensors")
+    assert resolve_model("mine").config == model.config
+    assert resolve_model(str(models_dir() / "mine.safetensors")).config == model.config
+    with pytest.raises(ModelError, match="no model named 'nothere'"):
+        resolve_model("nothere")
+    with pytest.raises(ModelError, match="does not exist"):
+        resolve_model(str(tmp_path / "x" / "missing.safetensors"))
+    monkeypatch.setattr("engine.vm.checkpoint.default_model_path", lambda: tmp_path / "none.safetensors")
+    fresh = resolve_model(None)
+    assert fresh.config == ModelConfig.preset("default")
+    assert "warning" in capsys.readouterr().err
+
+
+def test_truncated_model_file_is_refused(tmp_path):
+    path = tmp_path / "m.safetensors"
+    save_model(MosaicLM(ModelConfig.preset("tiny")), path)
+    data = path.read_bytes()
+    path.write_bytes(data[:100])
+    with pytest.raises(ModelError, match="truncated or corrupt"):
+        load_model(path)
+
+
+def test_default_model_path_is_in_the_package():
+    assert default_model_path().parts[-3:] == ("engine", "assets", "default.safetensors")
+
+
+def _app():
+    import typer
+    from mosaic_cli import info_cmd
+    app = typer.Typer()
+    info_cmd.register(app)
+    app.command("noop")(lambda: None)  # a second command keeps 'info' a named subcommand
+    return app
+
+
+def test_info_json(tmp_path):
+    path = tmp_path / "m.safetensors"
+    model = MosaicLM(ModelConfig.preset("tiny"))
+    save_model(model, path)
+    res = CliRunner().invoke(_app(), ["info", "--json", "--model", str(path)])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)
+    assert data["params"] == model.num_parameters()
+    assert data["state_bytes"] == model.init_state(1).nbytes()
+    assert data["opcodes"][:3] == ["NOP", "READ_MEM", "WRITE_MEM"] and len(data["opcodes"]) == 10
+    assert data["kernels"]["picked"] in ("naive", "triton") and data["kernels"]["reason"]
+    assert data["config"]["d_model"] == 32
+
+
+def test_info_tables_and_errors(tmp_path, monkeypatch):
+    monkeypatch.setenv("MOSAIC_KERNELS", "naive")
+    path = tmp_path / "m.safetensors"
+    save_model(MosaicLM(ModelConfig.preset("tiny")), path)
+    res = CliRunner().invoke(_app(), ["info", "--model", str(path)])
+    assert res.exit_code == 0 and "WRITE_MEM" in res.stdout and "naive" in res.stdout
+    res = CliRunner().invoke(_app(), ["info", "--model", str(tmp_path / "missing.safetensors")])
+    assert res.exit_code == 1 and "does not exist" in res.output
+    res = CliRunner().invoke(_app(), ["info", "--bogus"])
+    assert res.exit_code == 2
