@@ -1,0 +1,162 @@
+"""Idle consolidation: work on a FORK of the live state, report what should change, touch nothing.
+
+One pass:
+  1. replay   -- cue-free recall: feed the REPLAY role byte to a fork and let the model write
+                 out what it holds, a few times; the texts go to the replay buffer that the
+                 medium timescale (engine.learn) trains on.
+  2. prune    -- choose slots whose utility is low or whose write is old (in tokens); the
+                 engine thread applies these to the live state and reports them.
+  3. rehearse -- feed the replayed texts back through a fork (the parallel forward path) and
+                 measure how well the model predicts them (mean NLL per byte): a health signal.
+The pass checks ``should_abort()`` between model steps, so a user message never waits on it;
+an aborted pass reports ``aborted: true`` and prunes nothing.
+"""
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+
+from prompts import stream
+
+REPLAY_BYTE = ord(stream.REPLAY)
+END_BYTE = ord(stream.END)
+
+
+@dataclass
+class ConsolidationConfig:
+    replays: int = 4                  # cue-free recalls per pass
+    replay_bytes: int = 64            # cap on one recall's length
+    temperature: float = 0.7          # >0 so the recalls differ
+    prune_min_utility: float = 0.05   # valid slots under this utility are pruned
+    prune_max_age: int = 200_000      # ... and slots written more than this many tokens ago
+    max_prunes: int = 256             # per pass, lowest utility first
+    rehearse: bool = True
+    replay_buffer: int = 512          # texts kept for the learner
+
+
+@dataclass
+class ConsolidationResult:
+    replays: list[str] = field(default_factory=list)
+    prunes: list[tuple[int, int, int]] = field(default_factory=list)   # (layer, bucket, way)
+    rehearsal_nll: float | None = None
+    valid_slots: int = 0
+    steps: int = 0
+    seconds: float = 0.0
+    aborted: bool = False
+
+    def to_payload(self, reason: str) -> dict[str, Any]:
+        return {"reason": reason, "aborted": self.aborted, "replays": len(self.replays),
+                "replay_texts": [t[:80] for t in self.replays],
+                "prunes": [list(p) for p in self.prunes], "pruned": len(self.prunes),
+                "rehearsal_nll": None if self.rehearsal_nll is None else round(self.rehearsal_nll, 4),
+                "valid_slots": self.valid_slots, "steps": self.steps,
+                "seconds": round(self.seconds, 4)}
+
+
+class _Aborted(Exception):
+    pass
+
+
+class Consolidator:
+    """Runs passes with ``model.step`` on forks; owns the replay buffer."""
+
+    def __init__(self, model: Any, config: ConsolidationConfig | None = None, seed: int = 0) -> None:
+        self.model = model
+        self.config = config or ConsolidationConfig()
+        self.replay_buffer: deque[str] = deque(maxlen=self.config.replay_buffer)
+        self._gen = torch.Generator().manual_seed(seed)
+
+    def _step(self, byte: int, state: Any, should_abort: Callable[[], bool], res: ConsolidationResult) -> Any:
+        if should_abort():
+            raise _Aborted
+        res.steps += 1
+        ids = torch.tensor([byte], dtype=torch.long, device=state.device)
+        return self.model.step(ids, state)
+
+    def _recall(self, base: Any, should_abort: Callable[[], bool], res: ConsolidationResult) -> str:
+        """One cue-free recall on its own fork of ``base``: REPLAY byte, then sample to END."""
+        fork = base.fork()
+        out = self._step(REPLAY_BYTE, fork, should_abort, res)
+        got: list[int] = []
+        for _ in range(self.config.replay_bytes):
+            logits = out.logits[0].float()
+            if self.config.temperature > 0:
+                probs = torch.softmax(logits / self.config.temperature, dim=-1)
+                b = int(torch.multinomial(probs.cpu(), 1, generator=self._gen))
+            else:
+                b = int(logits.argmax())
+            if b == END_BYTE:
+                break
+            got.append(b)
+            out = self._step(b, fork, should_abort, res)
+        return stream.clean(bytes(got).decode("utf-8", errors="replace"))
+
+    def _choose_prunes(self, state: Any) -> list[tuple[int, int, int]]:
+        cfg = self.config
+        pos = int(state.position[0])
+        cands: list[tuple[float, int, int, int]] = []
+        for li, layer in enumerate(state.layers):
+            valid = layer.mem_valid[0]
+            if valid.numel() == 0:
+                continue
+            util = layer.mem_utility[0].float()
+            age = pos - layer.mem_age[0]
+            bad = valid & ((util < cfg.prune_min_utility) | (age > cfg.prune_max_age))
+            for b, w in bad.nonzero().tolist():
+                cands.append((float(util[b, w]), li, b, w))
+        cands.sort()
+        return [(li, b, w) for _, li, b, w in cands[: cfg.max_prunes]]
+
+    @torch.no_grad()
+    def run(self, live_state: Any, should_abort: Callable[[], bool] = lambda: False) -> ConsolidationResult:
+        """One pass on a fork of ``live_state`` (which is only read). Returns what it did and proposes."""
+        t0 = time.perf_counter()
+        res = ConsolidationResult()
+        base = live_state.fork()
+        res.valid_slots = sum(int(l.mem_valid[0].sum()) for l in base.layers)
+        try:
+            for _ in range(self.config.replays):
+                text = self._recall(base, should_abort, res)
+                if text:
+                    res.replays.append(text)
+            if self.config.rehearse and res.replays:
+                # one parallel forward per replayed text on the fork: how well is it still predicted?
+                nll, n = 0.0, 0
+                for text in res.replays:
+                    if should_abort():
+                        raise _Aborted
+                    data = list(stream.replay(text).encode("utf-8"))
+                    ids = torch.tensor([data], dtype=torch.long, device=base.device)
+                    out = self.model(ids, state=base.fork())
+                    lp = torch.log_softmax(out.logits[0, :-1].float(), dim=-1)
+                    nll -= float(lp.gather(1, ids[0, 1:, None]).sum())
+                    n += len(data) - 1
+                    res.steps += len(data)
+                res.rehearsal_nll = nll / n if n else None
+                if res.rehearsal_nll is not None and not math.isfinite(res.rehearsal_nll):
+                    res.rehearsal_nll = None
+            res.prunes = self._choose_prunes(base)
+        except _Aborted:
+            res.aborted = True
+            res.prunes = []
+        else:
+            self.replay_buffer.extend(res.replays)
+        res.seconds = time.perf_counter() - t0
+        return res
+
+
+def apply_prunes(state: Any, prunes: list[tuple[int, int, int]]) -> int:
+    """Invalidate the given (layer, bucket, way) slots of batch row 0 in place; returns how many were valid."""
+    n = 0
+    for li, b, w in prunes:
+        valid = state.layers[li].mem_valid
+        if bool(valid[0, b, w]):
+            valid[0, b, w] = False
+            state.layers[li].mem_utility[0, b, w] = 0.0
+            n += 1
+    return n
