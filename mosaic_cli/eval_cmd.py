@@ -1,6 +1,119 @@
-"""(filled in by its issue)"""
+"""``mosaic eval recall|tools|impulses``: quality benchmarks, a table (or one JSON object) and a plot.
+
+The logic lives in ``engine.eval.run`` (also runnable as ``python -m engine.eval``)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
 import typer
+
+from mosaic_cli.errors import fail, print_json
+
+eval_app = typer.Typer(help="Quality benchmarks: recall, tools, impulses.", no_args_is_help=True)
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to ``app``."""
+    """Add the ``eval`` command group to ``app``."""
+    app.add_typer(eval_app, name="eval")
+
+
+def _ints(text: Optional[str], what: str) -> Optional[list[int]]:
+    if text is None:
+        return None
+    try:
+        vals = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        fail(f"--{what}: expected integers separated by commas, got {text!r}")
+    if not vals or any(v < 0 for v in vals):
+        fail(f"--{what}: expected non-negative integers, got {text!r}")
+    return vals
+
+
+def _guard(fn):
+    from engine.train.checkpoint import CheckpointError
+    try:
+        return fn()
+    except (CheckpointError, ValueError) as exc:
+        fail(str(exc))
+
+
+MODEL = typer.Option(None, "--model", help="A training folder or model file (default: the shipped model).")
+BASELINE = typer.Option(None, "--baseline", help="A second model (e.g. --arch window) printed beside the first.")
+DEVICE = typer.Option(None, "--device", help="cpu, cuda ... (default: cuda if present).")
+JSON = typer.Option(False, "--json", help="One JSON object on stdout.")
+
+
+@eval_app.command("recall")
+def recall(
+    model: Optional[Path] = MODEL,
+    baseline: Optional[Path] = BASELINE,
+    facts: Optional[str] = typer.Option(None, "--facts", help="Fact counts, e.g. 16 or 1,4,16,64."),
+    distance: Optional[str] = typer.Option(None, "--distance", help="Distances in bytes, e.g. 2000 or 500,4000."),
+    samples: int = typer.Option(8, "--samples", min=1, help="Conversations per cell."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Write a PNG plot here."),
+    device: Optional[str] = DEVICE,
+    as_json: bool = JSON,
+) -> None:
+    """Exact-match recall against facts held (1-64) and distance (up to 8x the training length)."""
+    from engine.eval import run
+    fs, ds = _ints(facts, "facts"), _ints(distance, "distance")
+    if fs and min(fs) < 1:
+        fail("--facts: at least 1 fact")
+    if plot is not None and plot.suffix.lower() != ".png":
+        fail(f"--plot: expected a .png file, got {plot}")
+    rep = _guard(lambda: run.recall(model, baseline, fs, ds, samples, device, plot,
+                                    progress=None if as_json else lambda r: typer.echo(
+                                        f"  {r['model']}: facts={r['facts']} distance={r['distance']} "
+                                        f"accuracy={r['accuracy']:.3f}", err=True)))
+    if as_json:
+        cells = [c for rows in rep["results"].values() for c in rows]
+        if len(cells) == 1:  # one model, one cell: the object itself
+            print_json(cells[0])
+        else:
+            print_json(rep)
+        return
+    typer.echo(run.recall_table(rep))
+    if plot:
+        typer.echo(f"plot: {plot}")
+
+
+@eval_app.command("tools")
+def tools(
+    model: Optional[Path] = MODEL,
+    baseline: Optional[Path] = BASELINE,
+    samples: int = typer.Option(1, "--samples", min=1, help="Held-out requests per tool."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N tools."),
+    max_new: int = typer.Option(1600, "--max-bytes", min=16, help="Longest definition generated."),
+    device: Optional[str] = DEVICE,
+    as_json: bool = JSON,
+) -> None:
+    """Share of held-out tool requests whose generated definition validates, and whose tool
+    passes the request's test cases in toolsmith's sandbox."""
+    from engine.eval import run
+    rep = _guard(lambda: run.tools(model, baseline, samples, max_new, device, limit))
+    if as_json:
+        print_json(rep)
+        return
+    for name, r in rep["results"].items():
+        typer.echo(f"{name}: {r['requests']} requests, valid {100 * r['valid']:.1f}%, "
+                   f"passed tests {100 * r['passed']:.1f}%")
+
+
+@eval_app.command("impulses")
+def impulses(
+    model: Optional[Path] = MODEL,
+    baseline: Optional[Path] = BASELINE,
+    samples: int = typer.Option(16, "--samples", min=1, help="Impulses per kind."),
+    device: Optional[str] = DEVICE,
+    as_json: bool = JSON,
+) -> None:
+    """Share of impulses answered with the fitting opcodes (by kind)."""
+    from engine.eval import run
+    rep = _guard(lambda: run.impulses(model, baseline, samples, device))
+    if as_json:
+        print_json(rep)
+        return
+    for name, r in rep["results"].items():
+        kinds = ", ".join(f"{k} {100 * v:.0f}%" for k, v in r["by_kind"].items())
+        typer.echo(f"{name}: fitting {100 * r['fitting']:.1f}% of {r['impulses']} ({kinds})")

@@ -1,1 +1,1 @@
-"""(filled in by its issue)"""
+"""Quality benchmarks: recall (facts x distance), tools (validate, pass tests), impulses (opcodes)."""

@@ -1,0 +1,56 @@
+"""Stacking examples into a training batch (numpy, host side), with the index lists the
+contrastive loss needs, so the trainer never has to look at labels on the host."""
+from __future__ import annotations
+
+import numpy as np
+
+from engine.curriculum.episodes import training_example
+from engine.curriculum.example import LABEL_FIELDS, READ_MEM, WRITE_MEM, Example
+
+
+def collate(examples: list[Example], max_reads: int = 512, max_writes: int = 1024) -> dict[str, np.ndarray]:
+    """Stack equal-length examples into arrays ``[B, T]`` plus InfoNCE indices:
+
+    ``write_idx`` [B, W] positions of WRITE labels (``write_mask`` marks real entries),
+    ``read_idx`` [B, R] READ positions that have a pair, ``read_target`` [B, R] the column
+    in ``write_idx`` of the paired write (``read_mask`` marks real entries).
+    """
+    lengths = {len(e) for e in examples}
+    if len(lengths) != 1:
+        raise ValueError(f"examples of a batch must have one length, got {sorted(lengths)}")
+    out: dict[str, np.ndarray] = {"ids": np.stack([e.ids for e in examples])}
+    for f in LABEL_FIELDS:
+        out[f] = np.stack([getattr(e, f) for e in examples])
+    out["loss_weight"] = np.stack([e.loss_weight for e in examples]).astype(np.float32)
+    writes, reads = [], []
+    for e in examples:
+        w = np.flatnonzero(e.opcode == WRITE_MEM)[:max_writes]
+        col = {int(p): i for i, p in enumerate(w)}
+        r = [(int(t), col[int(e.pair[t])]) for t in np.flatnonzero((e.opcode == READ_MEM) & (e.pair >= 0))
+             if int(e.pair[t]) in col][:max_reads]
+        writes.append(w)
+        reads.append(r)
+    B = len(examples)
+    W = max(1, max(len(w) for w in writes))
+    R = max(1, max(len(r) for r in reads))
+    out["write_idx"] = np.zeros((B, W), np.int64)
+    out["write_mask"] = np.zeros((B, W), bool)
+    out["read_idx"] = np.zeros((B, R), np.int64)
+    out["read_target"] = np.zeros((B, R), np.int64)
+    out["read_mask"] = np.zeros((B, R), bool)
+    for b, (w, r) in enumerate(zip(writes, reads)):
+        out["write_idx"][b, :len(w)] = w
+        out["write_mask"][b, :len(w)] = True
+        for j, (t, c) in enumerate(r):
+            out["read_idx"][b, j] = t
+            out["read_target"][b, j] = c
+            out["read_mask"][b, j] = True
+    return out
+
+
+def training_batch(step: int, batch_size: int, length: int, n_buckets: int, seed: int = 0,
+                   rank: int = 0, split: str = "train") -> dict[str, np.ndarray]:
+    """The batch of training step ``step`` for process ``rank``: a pure function of its arguments,
+    so a resumed or distributed run sees exactly the data an uninterrupted one would."""
+    base = ((seed * 1_000_003 + rank) * 10_000_019 + step) * batch_size
+    return collate([training_example(base + i, length, n_buckets, split) for i in range(batch_size)])

@@ -1,0 +1,262 @@
+"""A conversation being written into a labelled stream: facts, talk, tools, impulses, commitments.
+
+Each method appends whole turns in the stream format of ``prompts.stream`` with
+the opcode conventions of its docstring. The generators in ``episodes`` decide
+the order; this module knows how each kind of exchange is written.
+"""
+from __future__ import annotations
+
+import json
+import random
+import re
+from dataclasses import dataclass
+
+import prompts
+from prompts import stream
+
+from engine.curriculum import vocab
+from engine.curriculum.example import COMMIT_CLOSE, COMMIT_OPEN, Builder
+
+_SLOT = re.compile(r"\{(k|v|old|t|n)\}")
+
+
+@dataclass
+class Fact:
+    fid: str
+    key: str
+    value: str
+
+
+class Conversation:
+    """Writes exchanges into a :class:`Builder`, remembering which facts are live."""
+
+    def __init__(self, rng: random.Random, split: str, n_buckets: int, answer_weight: float = 5.0):
+        vocab.nouns(split)  # validates the split
+        self.rng = rng
+        self.split = split
+        self.b = Builder(n_buckets, answer_weight)
+        self.live: dict[str, Fact] = {}
+        self.forgotten: list[Fact] = []
+        self.used_keys: set[str] = set()
+        self.open_tasks: list[str] = []
+        self.answers: list[dict] = []  # spans of recalled values: {"fact", "start", "end", "value"}
+        self._n = 0
+
+    def __len__(self) -> int:
+        return len(self.b)
+
+    # -- helpers ------------------------------------------------------------
+    def _segments(self, template: str, fact: Fact | None, mode: str, old: str = "",
+                  **plain: str) -> None:
+        """Write ``template``: ``{v}`` as a write/read/clear/plain value, ``{old}`` cleared."""
+        pos = 0
+        for m in _SLOT.finditer(template):
+            self.b.plain(template[pos:m.start()])
+            name = m.group(1)
+            if name == "k":
+                self.b.plain(fact.key)
+            elif name == "v":
+                if mode == "write":
+                    self.b.write(fact.fid, fact.key, fact.value)
+                elif mode == "read":
+                    start = len(self.b)
+                    self.b.read(fact.fid, fact.key, fact.value)
+                    self.answers.append({"fact": fact.fid, "key": fact.key, "value": fact.value,
+                                         "start": start, "end": len(self.b)})
+                elif mode == "clear":
+                    self.b.clear(fact.fid, fact.key, fact.value)
+                else:
+                    self.b.plain(fact.value)
+            elif name == "old":
+                self.b.clear(fact.fid, fact.key, old)
+            else:
+                self.b.plain(plain[name])
+            pos = m.end()
+        self.b.plain(template[pos:])
+
+    def _user(self, template: str, fact: Fact | None = None, mode: str = "plain", **kw) -> None:
+        self.b.open_turn(stream.USER)
+        self._segments(template, fact, mode, **kw)
+        self.b.close_turn(model_turn=False)
+
+    def _bot(self, template: str, fact: Fact | None = None, mode: str = "plain",
+             commit: int | None = None, **kw) -> None:
+        self.b.open_turn(stream.BOT, respond=True)
+        self._segments(template, fact, mode, **kw)
+        self.b.close_turn(model_turn=True, commit=commit)
+
+    def new_fact(self) -> Fact:
+        """A fact with a key not used before in this conversation."""
+        for _ in range(100):
+            key = vocab.make_key(self.rng, self.split)
+            if key not in self.used_keys:
+                break
+        self.used_keys.add(key)
+        self._n += 1
+        return Fact(f"f{self._n}", key, vocab.make_value(self.rng))
+
+    # -- facts --------------------------------------------------------------
+    def tell(self, fact: Fact | None = None) -> Fact:
+        """The user tells a fact: WRITE on its value bytes; the bot acknowledges."""
+        fact = fact or self.new_fact()
+        self._user(self.rng.choice(vocab.templates(vocab.TELL, self.split)), fact, "write")
+        self.b.events[-1]["told_end"] = len(self.b)
+        self._bot(self.rng.choice(vocab.ACK))
+        self.live[fact.fid] = fact
+        return fact
+
+    def ask(self, fact: Fact) -> None:
+        """The user asks; the bot recalls the value: READ before each value byte."""
+        self._user(self.rng.choice(vocab.templates(vocab.ASK, self.split)), fact)
+        self._bot(self.rng.choice(vocab.ANSWER), fact, "read")
+
+    def update(self, fact: Fact) -> None:
+        """A new value for a live fact: old bytes cleared (when named), new bytes written."""
+        old = fact.value
+        new = vocab.make_value(self.rng)
+        while new == old:
+            new = vocab.make_value(self.rng)
+        fact.value = new
+        if self.rng.random() < 0.5:
+            self._user(self.rng.choice(vocab.REPLACE), fact, "write", old=old)
+        else:
+            self.b.writes.pop(fact.fid, None)
+            self._user(self.rng.choice(vocab.templates(vocab.UPDATE, self.split)), fact, "write")
+        self._bot(self.rng.choice(vocab.ACK))
+
+    def forget(self, fact: Fact) -> None:
+        """The user asks to forget a fact: CLEAR on its value bytes."""
+        self._user(self.rng.choice(vocab.templates(vocab.FORGET, self.split)), fact, "clear")
+        self._bot(self.rng.choice(vocab.FORGET_ACK))
+        self.live.pop(fact.fid, None)
+        self.forgotten.append(fact)
+
+    def ask_forgotten(self, fact: Fact) -> None:
+        """Asking for a forgotten fact: the bot says it does not know (no READ)."""
+        self._user(self.rng.choice(vocab.templates(vocab.ASK, self.split)), fact)
+        self._bot(self.rng.choice(vocab.UNKNOWN), fact)
+
+    def replay(self, fact: Fact) -> None:
+        """Cue-free recall, as consolidation asks for it: a REPLAY turn reading the value."""
+        self.b.open_turn(stream.REPLAY)
+        self._segments("the {k} is {v}", fact, "read")
+        self.b.close_turn(model_turn=True)
+
+    # -- talk ---------------------------------------------------------------
+    def small_talk(self) -> None:
+        line, reply = self.rng.choice(vocab.SMALL_TALK)
+        self._user(line)
+        self._bot(reply)
+
+    def lookalike(self) -> None:
+        """Talk that mentions a key-like phrase (never with a value to remember)."""
+        key = vocab.make_key(self.rng, self.split)
+        fake = Fact("-", key, "")
+        self._user(self.rng.choice(vocab.LOOKALIKE), fake, n=str(self.rng.randint(2, 99)))
+        self._bot(self.rng.choice(vocab.LOOKALIKE_REPLY))
+
+    def distractor(self) -> None:
+        if self.rng.random() < 0.6:
+            self.small_talk()
+        else:
+            self.lookalike()
+
+    # -- commitments and impulses ---------------------------------------------
+    def promise(self) -> None:
+        """The bot opens a commitment: COMMIT (open) at the END of its reply."""
+        task = self.rng.choice([t for t in vocab.tasks(self.split) if t not in self.open_tasks]
+                               or vocab.tasks(self.split))
+        self._user(self.rng.choice(vocab.templates(vocab.PROMISE, self.split)), t=task)
+        self._bot(self.rng.choice(vocab.PROMISE_REPLY), commit=COMMIT_OPEN, t=task)
+        self.open_tasks.append(task)
+
+    def close_by_user(self) -> None:
+        """The user reports a task done: the bot closes the commitment (COMMIT close)."""
+        task = self.open_tasks.pop(self.rng.randrange(len(self.open_tasks)))
+        self._user(self.rng.choice(vocab.DONE), t=task)
+        self._bot(self.rng.choice(vocab.DONE_REPLY), commit=COMMIT_CLOSE, t=task)
+
+    def impulse(self, kind: str | None = None) -> str:
+        """An impulse as the runtime renders it (template of its drive, numbers as ``f"{x:.3g}"``),
+        with the fitting response.
+
+        memory pressure, idle time, unconsolidated writes and other drives: nothing worth saying
+        (IDLE on the impulse's END), so the runtime idles and consolidation prunes and replays;
+        low confidence: a clarifying question (RESPOND); open commitments: a follow-up of the
+        oldest one that closes it (RESPOND, COMMIT close).
+        """
+        kinds = ["memory_pressure", "low_confidence", "idle", "unconsolidated", "generic"]
+        if self.open_tasks:
+            kinds.append("open_commitment")
+        kind = kind or self.rng.choice(kinds)
+        rng = self.rng
+        g = lambda x: f"{x:.3g}"  # noqa: E731 - the runtime's number format
+        if kind == "low_confidence":
+            # what makes confidence low: a line the model could not make sense of
+            self._user(" ".join("".join(rng.choice("qwrtzpsdfgklxcvbnm") for _ in range(rng.randint(2, 6)))
+                                for _ in range(rng.randint(2, 5))) + "?")
+        start = len(self.b)
+        if kind == "memory_pressure":
+            text = prompts.render("impulse_memory_pressure", value=g(rng.uniform(0.86, 1.0)), high=g(0.85))
+        elif kind == "low_confidence":
+            text = prompts.render("impulse_low_confidence", value=g(rng.uniform(0.86, 1.0)), high=g(0.85))
+        elif kind == "open_commitment":
+            text = prompts.render("impulse_open_commitment", value=g(len(self.open_tasks)))
+        elif kind == "idle":
+            text = prompts.render("impulse_idle", value=g(rng.uniform(601, 5000)), high=g(600.0))
+        elif kind == "unconsolidated":
+            text = prompts.render("impulse_unconsolidated", value=g(rng.randint(513, 4000)), high=g(512.0))
+        else:
+            drive = rng.choice(["routing_entropy", "write_rate", "memory_occupancy", "logit_entropy"])
+            low = rng.uniform(0.0, 0.4)
+            high = low + rng.uniform(0.2, 0.5)
+            text = prompts.render("impulse_generic", drive=drive, value=g(high + rng.uniform(0.05, 0.4)),
+                                  low=g(low), high=g(high))
+        self.b.turn(stream.IMPULSE, text)
+        end_of_impulse = len(self.b) - 1
+        if kind == "low_confidence":
+            self._bot(prompts.get("clarify"))
+        elif kind == "open_commitment":
+            task = self.open_tasks.pop(0)
+            self._bot(rng.choice(vocab.FOLLOW_UP), commit=COMMIT_CLOSE, t=task)
+        else:
+            self.b.idle_after_world_turn()
+        self.b.events.append({"kind": "impulse", "impulse": kind, "start": start,
+                              "impulse_end": end_of_impulse, "end": len(self.b)})
+        return kind
+
+    # -- tools --------------------------------------------------------------
+    def tool_request(self, tool, split: str | None = None) -> None:
+        """A request for a new tool answered by its definition (a TOOL_DEF turn, IDLE at its END)."""
+        from engine.curriculum import tools as toolset
+        self._user(toolset.request_text(tool, self.rng, split or self.split))
+        start = len(self.b)
+        self.b.turn(stream.TOOL_DEF, toolset.definition_json(tool))
+        self.b.events.append({"kind": "tool_def", "tool": tool.name, "start": start, "end": len(self.b)})
+        self._bot("I proposed a tool named {n}. it runs once you approve it.", n=tool.name)
+
+    def tool_call(self, tool) -> None:
+        """A request answered by calling a tool: TOOL_CALL, the world's TOOL_RESULT, a reply that
+        recalls the result (WRITE on the result's bytes, READ where the reply repeats them)."""
+        from engine.curriculum import tools as toolset
+        args = tool.sample(self.rng)
+        result = toolset.run_reference(tool, args)
+        self._user(toolset.call_text(tool, args, self.rng))
+        self.b.turn(stream.TOOL_CALL, json.dumps({"name": tool.name, "args": args}))
+        shown = result if isinstance(result, str) else json.dumps(result)
+        fact = Fact(f"r{len(self.b)}", "tool result", shown)
+        # only short, single-line results are remembered byte by byte
+        remember = (0 < len(shown.encode("utf-8")) <= 16 and shown == stream.clean(shown)
+                    and (not isinstance(result, str) or json.dumps(shown)[1:-1] == shown))
+        head = '{"ok": true, "result": ' + ('"' if isinstance(result, str) else "")
+        tail = ('"' if isinstance(result, str) else "") + "}"
+        self.b.open_turn(stream.TOOL_RESULT)
+        self.b.plain(head)
+        if remember:
+            self.b.write(fact.fid, fact.key, fact.value)
+        else:
+            self.b.plain(json.dumps(result)[1:-1] if isinstance(result, str) else shown)
+        self.b.plain(tail)
+        self.b.close_turn(model_turn=False)
+        self._bot(self.rng.choice(("the result is {v}.", "done: {v}.", "here it is: {v}.")),
+                  fact, "read" if remember else "plain")

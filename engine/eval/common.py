@@ -1,0 +1,90 @@
+"""Running a model over evaluation streams: chunked forward passes and batched greedy decoding,
+for MOSAIC (state carried between chunks) and the window baseline alike."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+CHUNK = 4096  # bytes per forward pass of MOSAIC on long streams (the state carries over exactly)
+
+
+def pad_batch(seqs: list[np.ndarray], pad: int = ord(" ")) -> torch.Tensor:
+    """[B, T_max] long; shorter streams padded at the end (causal models never see it)."""
+    T = max(len(s) for s in seqs)
+    out = np.full((len(seqs), T), pad, dtype=np.int64)
+    for i, s in enumerate(seqs):
+        out[i, :len(s)] = s
+    return torch.from_numpy(out)
+
+
+@torch.no_grad()
+def run_stream(model, arch: str, ids: torch.Tensor, want_opcodes: bool = False):
+    """Argmax predictions [B, T] (and the last layer's opcodes [B, T] for MOSAIC, else None)
+    of ``model`` over ``ids`` [B, T], with the model's own decisions (no teacher)."""
+    ids = ids.to(next(model.parameters()).device)
+    if arch == "window":
+        out = model(ids)
+        return out.logits.argmax(-1).cpu(), None
+    state = model.init_state(ids.shape[0])
+    preds, ops = [], []
+    for s in range(0, ids.shape[1], CHUNK):
+        out = model(ids[:, s:s + CHUNK], state=state)
+        state = out.state
+        preds.append(out.logits.argmax(-1).cpu())
+        if want_opcodes:
+            ops.append(out.aux["opcodes"][..., -1].cpu())
+    return torch.cat(preds, 1), (torch.cat(ops, 1) if want_opcodes else None)
+
+
+@torch.no_grad()
+def greedy_generate(model, arch: str, prompts: list[bytes], max_new: int, stop: int = ord("\n")) -> list[bytes]:
+    """Continue each prompt greedily until ``stop`` (not included) or ``max_new`` bytes.
+
+    MOSAIC steps one token at a time with its O(1) state (rows still reading their prompt
+    are fed the prompt, the others their own last byte); the window baseline re-reads its
+    last ``window`` bytes each step.
+    """
+    dev = next(model.parameters()).device
+    B = len(prompts)
+    outs: list[list[int]] = [[] for _ in range(B)]
+    done = [False] * B
+    if arch == "window":
+        ctx = [list(p) for p in prompts]
+        W = model.config.window
+        for _ in range(max_new):
+            live = [i for i in range(B) if not done[i]]
+            if not live:
+                break
+            x = pad_batch([np.asarray(ctx[i][-W:]) for i in live])
+            lens = [min(len(ctx[i]), W) for i in live]
+            logits = model(x.to(dev)).logits
+            for j, i in enumerate(live):
+                nxt = int(logits[j, lens[j] - 1].argmax())
+                if nxt == stop:
+                    done[i] = True
+                else:
+                    outs[i].append(nxt)
+                    ctx[i].append(nxt)
+                    done[i] = len(outs[i]) >= max_new
+        return [bytes(o) for o in outs]
+    state = model.init_state(B)
+    lens = [len(p) for p in prompts]
+    cur = torch.tensor([p[0] for p in prompts], device=dev)
+    for t in range(max(lens) + max_new):
+        step = model.step(cur, state)
+        nxt = step.logits.argmax(-1).tolist()
+        feed = []
+        for i in range(B):
+            if t + 1 < lens[i]:
+                feed.append(prompts[i][t + 1])
+                continue
+            if not done[i]:
+                if nxt[i] == stop or len(outs[i]) >= max_new:
+                    done[i] = True
+                else:
+                    outs[i].append(nxt[i])
+            feed.append(nxt[i] if not done[i] else stop)
+        if all(done):
+            break
+        cur = torch.tensor(feed, device=dev)
+    return [bytes(o) for o in outs]

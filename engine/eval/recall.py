@@ -1,0 +1,92 @@
+"""Recall: exact-match accuracy against the number of facts held and the distance in bytes
+between telling and asking (held-out keys and templates).
+
+Exact match of an answer = every byte of the value predicted (argmax, teacher-forced on the
+stream): the same verdict greedy decoding would give, since decoding only diverges after a
+wrong byte. Distance = bytes between the end of the last fact told and the first question;
+the earlier facts are further away still.
+"""
+from __future__ import annotations
+
+from engine.curriculum.episodes import recall_example
+from engine.eval.common import pad_batch, run_stream
+
+DEFAULT_FACTS = (1, 4, 16, 64)
+
+
+def default_distances(train_len: int) -> list[int]:
+    """A spread up to 8x the training length, including the 2,000-byte target cell."""
+    return sorted({max(0, train_len // 4), train_len, 2000, 2 * train_len, 4 * train_len, 8 * train_len})
+
+
+def recall_cell(model, arch: str, facts: int, distance: int, samples: int = 8, n_buckets: int = 256,
+                seed: int = 0, max_tokens_per_pass: int = 1 << 18, model_name: str = "") -> dict:
+    """Accuracy (0-1) of ``samples`` conversations holding ``facts`` facts asked ``distance`` bytes
+    after the last telling; every fact of every conversation is one answer."""
+    if facts < 1:
+        raise ValueError(f"facts: must be >= 1, got {facts}")
+    if distance < 0:
+        raise ValueError(f"distance: must be >= 0, got {distance}")
+    exs = [recall_example(seed * 100_003 + i, facts, distance, n_buckets) for i in range(samples)]
+    per_pass = max(1, max_tokens_per_pass // max(len(e) for e in exs))
+    correct = total = 0
+    byte_hits = byte_total = 0
+    for s in range(0, len(exs), per_pass):
+        group = exs[s:s + per_pass]
+        ids = pad_batch([e.ids for e in group])
+        pred, _ = run_stream(model, arch, ids)
+        for b, e in enumerate(group):
+            for start, end in e.meta["answers"]:
+                ok = pred[b, start - 1:end - 1] == ids[b, start:end]
+                byte_hits += int(ok.sum())
+                byte_total += end - start
+                correct += bool(ok.all())
+                total += 1
+    measured = sum(e.meta["distance"] for e in exs) / len(exs)
+    return {"accuracy": correct / max(total, 1), "facts": facts, "distance": distance,
+            "measured_distance": round(measured, 1), "byte_accuracy": byte_hits / max(byte_total, 1),
+            "answers": total, "model": model_name, "arch": arch}
+
+
+def recall_grid(model, arch: str, facts: list[int], distances: list[int], samples: int = 8,
+                n_buckets: int = 256, model_name: str = "", progress=None) -> list[dict]:
+    rows = []
+    for f in facts:
+        for d in distances:
+            rows.append(recall_cell(model, arch, f, d, samples, n_buckets, model_name=model_name))
+            if progress:
+                progress(rows[-1])
+    return rows
+
+
+def n_buckets_of(model, arch: str) -> int:
+    """The bucket count the curriculum's labels should use (the window model has none: 256)."""
+    return getattr(getattr(model, "config", None), "buckets", 256) if arch == "mosaic" else 256
+
+
+def plot_recall(results: dict[str, list[dict]], path, train_len: int | None = None) -> None:
+    """PNG: accuracy against distance, one line per (model, facts)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    styles = ["-", "--", ":", "-."]
+    for mi, (name, rows) in enumerate(results.items()):
+        for f in sorted({r["facts"] for r in rows}):
+            pts = sorted((r["distance"], r["accuracy"]) for r in rows if r["facts"] == f)
+            ax.plot([p[0] for p in pts], [100 * p[1] for p in pts], styles[mi % 4], marker="o",
+                    label=f"{name}, {f} facts")
+    if train_len:
+        ax.axvline(train_len, color="grey", lw=0.8)
+        ax.text(train_len, 102, " training length", fontsize=7, color="grey")
+    ax.set_xscale("symlog", linthresh=256)
+    ax.set_xlabel("distance between telling and asking (bytes)")
+    ax.set_ylabel("exact-match recall (%)")
+    ax.set_ylim(-2, 105)
+    ax.legend(fontsize=7, ncol=2)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+

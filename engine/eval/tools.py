@@ -1,0 +1,49 @@
+"""Tools: for held-out requests (paraphrases and templates never trained on), the share whose
+generated definition validates with toolsmith, and the share whose tool passes the request's
+own test cases when run in toolsmith's sandbox."""
+from __future__ import annotations
+
+from engine.curriculum import tools as toolset
+from engine.curriculum.episodes import tool_request_prompt
+from engine.eval.common import greedy_generate
+
+
+def check_definition(text: str, tool: toolset.Tool, run_tests: bool = True) -> dict:
+    """Validate one generated definition and run its tool on ``tool``'s test cases in the sandbox."""
+    from toolsmith.definition import DefinitionError, ToolDefinition
+    res = {"tool": tool.name, "valid": False, "passed": False, "errors": []}
+    try:
+        defn = ToolDefinition.from_json(text)
+    except DefinitionError as exc:
+        res["errors"] = [str(e) for e in exc.errors][:3]
+        return res
+    errs = defn.validate()
+    if errs:
+        res["errors"] = [str(e) for e in errs][:3]
+        return res
+    res["valid"] = True
+    res["name_matches"] = defn.name == tool.name
+    if not run_tests:
+        return res
+    from toolsmith.sandbox import run_source
+    ok = True
+    for args, expected in tool.tests:
+        run = run_source(defn.implementation, defn.name, args, restricted=defn.sandbox)
+        if not run.ok or not toolset.results_match(run.result, expected):
+            ok = False
+            break
+    res["passed"] = ok
+    return res
+
+
+def evaluate_tools(model, arch: str, samples_per_tool: int = 1, max_new: int = 1600,
+                   tools: list[toolset.Tool] | None = None, model_name: str = "") -> dict:
+    """Generate a definition for each held-out request (after the TOOL_DEF role byte) and check it."""
+    tools = tools or toolset.TOOLS
+    reqs = [(t, *tool_request_prompt(t, seed)) for t in tools for seed in range(samples_per_tool)]
+    gens = greedy_generate(model, arch, [p.encode("utf-8") for _, p, _ in reqs], max_new=max_new)
+    rows = [check_definition(g.decode("utf-8", errors="replace"), t) for (t, _, _), g in zip(reqs, gens)]
+    n = max(len(rows), 1)
+    return {"requests": len(rows), "valid": sum(r["valid"] for r in rows) / n,
+            "passed": sum(r["passed"] for r in rows) / n, "sandbox": "toolsmith.sandbox.run_source",
+            "model": model_name, "arch": arch, "rows": rows}

@@ -1,0 +1,66 @@
+"""``python -m engine.train``: the trainer without the CLI's dependencies (for GPU machines).
+
+Same options as ``mosaic train``; ``--time-budget S`` stops and saves after S seconds.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m engine.train", description=__doc__)
+    p.add_argument("--preset", default="tiny", help="tiny | small | default")
+    p.add_argument("--steps", type=int, default=None)
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+    p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    p.add_argument("--arch", default="mosaic", help="mosaic | window")
+    p.add_argument("--out", default=None, help="run folder (default: MOSAIC_HOME/models/<preset>-<arch>)")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--seq-len", type=int, default=None)
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--time-budget", type=float, default=None, help="seconds; stop and save when spent")
+    p.add_argument("--workers", type=int, default=None, help="data-loader processes")
+    p.add_argument("--eval-every", type=int, default=None)
+    p.add_argument("--no-amp", action="store_true", help="no bf16 autocast on CUDA")
+    p.add_argument("--json", action="store_true", help="print the run summary as one JSON object")
+    return p
+
+
+def default_out(preset: str, arch: str) -> Path:
+    from engine.store.paths import models_dir
+    return models_dir() / f"{preset}-{arch}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from engine.train.config import TrainConfigError, train_preset
+    try:
+        cfg = train_preset(args.preset, steps=args.steps, arch=args.arch, seed=args.seed,
+                           batch_size=args.batch_size, seq_len=args.seq_len, lr=args.lr,
+                           time_budget=args.time_budget, workers=args.workers, eval_every=args.eval_every,
+                           amp=False if args.no_amp else None)
+    except TrainConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    from engine.train.loop import train
+    out = Path(args.out) if args.out else default_out(args.preset, args.arch)
+    command = "python -m engine.train " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    try:
+        info = train(cfg, out, device=args.device, resume=args.resume, command=command)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(info, default=str))
+    else:
+        print(f"saved {out} (steps {info['steps_done']}, {info['wall_s']} s, {info['tokens_per_s']:,.0f} tokens/s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

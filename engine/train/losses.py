@@ -1,0 +1,145 @@
+"""The training losses: next-byte cross-entropy plus auxiliary losses from the teacher labels.
+
+All inputs are tensors already on the device; nothing here reads a value back to the host.
+Auxiliary terms (each weighted by the annealed weights of the schedule):
+
+* opcode    CE of every layer's opcode logits against the opcode label (non-NOP labels x5)
+* gate      BCE of the memory layers' write-gate logits against the write-gate label
+* bucket    CE of the router on WRITE/CLEAR (write router) and READ (read router) positions
+            against the compositional bucket label
+* distill   KL(write router at the paired write (detached) || read router at the read)
+* balance   KL(mean write-router distribution over WRITE positions || uniform)
+* infonce   each READ query against *all* WRITE keys before it in the sequence; the positive
+            is the paired write (the same fact and byte offset)
+* commit    CE of the commitment head at COMMIT positions (close / open)
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from engine.curriculum.example import CLEAR_MEM, COMMIT, NOP, READ_MEM, WRITE_MEM
+
+AUX_NAMES = ("opcode", "gate", "bucket", "distill", "balance", "infonce", "commit")
+
+
+def _masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    m = mask.to(x.dtype)
+    return (x * m).sum() / m.sum().clamp(min=1.0)
+
+
+def lm_loss(logits: torch.Tensor, ids: torch.Tensor, weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Weighted next-byte CE. logits [B,T,V], ids [B,T], weight [B,T] (weight[t] for predicting ids[t+1]).
+    Returns (weighted loss, plain mean CE over all targets)."""
+    ce = F.cross_entropy(logits[:, :-1].float().reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1),
+                         reduction="none").view(ids.shape[0], -1)
+    w = weight[:, :-1]
+    return (ce * w).sum() / w.sum().clamp(min=1e-6), ce.mean()
+
+
+def compute_losses(out, batch: dict[str, torch.Tensor], weights: dict[str, float],
+                   mem_layers: list[int], tau: float = 0.1) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Total loss and its detached parts.
+
+    out: model output with ``logits`` [B,T,256] and ``aux`` (INTERFACES.md; empty for the
+    window baseline); batch: the collated tensors of ``engine.curriculum.collate``;
+    weights: the current weight of each auxiliary term; mem_layers: indices of layers with memory.
+    """
+    ids = batch["ids"]
+    loss, ce = lm_loss(out.logits, ids, batch["loss_weight"])
+    parts: dict[str, torch.Tensor] = {"lm": loss.detach(), "ce": ce.detach()}
+    aux = out.aux
+    if not aux:
+        return loss, parts
+    total = loss
+    op_label = batch["opcode"]
+    B, T = ids.shape
+    L = aux["opcode_logits"].shape[2]
+
+    if weights.get("opcode", 0) > 0:
+        logits = aux["opcode_logits"].float()
+        lab = op_label.unsqueeze(2).expand(B, T, L)
+        ce_op = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), lab.reshape(-1).clamp(min=0),
+                                reduction="none").view(B, T, L)
+        w = torch.where(op_label == NOP, 1.0, 5.0).unsqueeze(2).expand(B, T, L) * (lab >= 0)
+        term = (ce_op * w).sum() / w.sum().clamp(min=1.0)
+        parts["opcode"] = term.detach()
+        total = total + weights["opcode"] * term
+        # for the progress line: how often the last layer's own decision matches the label
+        parts["op_acc"] = _masked_mean((aux["opcode_logits"][..., -1, :].argmax(-1) == op_label).float(),
+                                         op_label > NOP).detach()  # the head itself, not the teacher
+
+    if not mem_layers:
+        return total, parts
+    ml = torch.tensor(mem_layers, device=ids.device)
+
+    if weights.get("gate", 0) > 0 and "write_gate_logits" in aux:
+        gl = aux["write_gate_logits"].index_select(2, ml).float()
+        lab = batch["write_gate"].unsqueeze(2).expand_as(gl)
+        bce = F.binary_cross_entropy_with_logits(gl, lab.clamp(min=0).float(), reduction="none",
+                                                 pos_weight=torch.tensor(5.0, device=gl.device))
+        term = _masked_mean(bce, lab >= 0)
+        parts["gate"] = term.detach()
+        total = total + weights["gate"] * term
+
+    rw = aux["router_write_logits"].index_select(2, ml).float()  # [B,T,M,NB]
+    rr = aux["router_read_logits"].index_select(2, ml).float()
+    NB = rw.shape[-1]
+    bucket = batch["bucket"]
+    is_w = ((op_label == WRITE_MEM) | (op_label == CLEAR_MEM)) & (bucket >= 0)
+    is_r = (op_label == READ_MEM) & (bucket >= 0)
+
+    if weights.get("bucket", 0) > 0:
+        def bucket_ce(logits, mask):
+            lab = bucket.clamp(min=0).unsqueeze(2).expand(logits.shape[:3])
+            ce_b = F.cross_entropy(logits.reshape(-1, NB), lab.reshape(-1), reduction="none").view(lab.shape)
+            return _masked_mean(ce_b, mask.unsqueeze(2).expand_as(ce_b))
+        term = 0.5 * (bucket_ce(rw, is_w) + bucket_ce(rr, is_r))
+        parts["bucket"] = term.detach()
+        total = total + weights["bucket"] * term
+
+    rows = torch.arange(B, device=ids.device).unsqueeze(1)
+    read_idx, read_mask = batch["read_idx"], batch["read_mask"]
+    write_idx, write_mask = batch["write_idx"], batch["write_mask"]
+    pair_pos = torch.gather(write_idx, 1, batch["read_target"])  # [B,R] position of each read's write
+
+    if weights.get("distill", 0) > 0:
+        target = rw[rows, pair_pos].detach().softmax(-1)           # [B,R,M,NB]
+        logp = rr[rows, read_idx].log_softmax(-1)
+        kl = (target * (target.clamp(min=1e-9).log() - logp)).sum(-1)  # [B,R,M]
+        term = _masked_mean(kl, read_mask.unsqueeze(2).expand_as(kl))
+        parts["distill"] = term.detach()
+        total = total + weights["distill"] * term
+
+    if weights.get("balance", 0) > 0:
+        p = rw.softmax(-1)                                          # [B,T,M,NB]
+        m = (op_label == WRITE_MEM).float().unsqueeze(-1).unsqueeze(-1)
+        mean_p = (p * m).sum((0, 1)) / m.sum((0, 1)).clamp(min=1.0)  # [M,NB]
+        term = (mean_p * (mean_p.clamp(min=1e-9).log() + math.log(NB))).sum(-1).mean()
+        parts["balance"] = term.detach()
+        total = total + weights["balance"] * term
+
+    if weights.get("infonce", 0) > 0:
+        q = F.normalize(aux["queries"][rows, read_idx].index_select(2, ml).float(), dim=-1)  # [B,R,M,dk]
+        k = F.normalize(aux["keys"][rows, write_idx].index_select(2, ml).float(), dim=-1)    # [B,W,M,dk]
+        sim = torch.einsum("brmd,bwmd->bmrw", q, k) / tau
+        allowed = write_mask.unsqueeze(1) & (write_idx.unsqueeze(1) < read_idx.unsqueeze(2))  # [B,R,W]
+        sim = sim.masked_fill(~allowed.unsqueeze(1), -1e4)
+        tgt = batch["read_target"].unsqueeze(1).expand(B, sim.shape[1], -1)
+        nce = F.cross_entropy(sim.reshape(-1, sim.shape[-1]), tgt.reshape(-1), reduction="none").view(tgt.shape)
+        rm = read_mask.unsqueeze(1).expand_as(nce)
+        term = _masked_mean(nce, rm)
+        parts["infonce"] = term.detach()
+        parts["nce_acc"] = _masked_mean((sim.argmax(-1) == tgt).float(), rm).detach()
+        total = total + weights["infonce"] * term
+
+    if weights.get("commit", 0) > 0 and "commit_logits" in aux:
+        cl = aux["commit_logits"].float()                            # [B,T,L,3]
+        lab = batch["commit"].unsqueeze(2).expand(B, T, cl.shape[2])
+        ce_c = F.cross_entropy(cl.reshape(-1, 3), lab.reshape(-1), reduction="none").view(lab.shape)
+        term = _masked_mean(ce_c, (op_label == COMMIT).unsqueeze(2).expand_as(ce_c))
+        parts["commit"] = term.detach()
+        total = total + weights["commit"] * term
+    return total, parts

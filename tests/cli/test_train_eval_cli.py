@@ -1,0 +1,80 @@
+"""``mosaic train`` and ``mosaic eval`` from the command line (tiny preset, a few steps)."""
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from mosaic_cli.app import app
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cli") / "run"
+    res = runner.invoke(app, ["train", "--preset", "tiny", "--steps", "3", "--device", "cpu", "--out", str(out),
+                              "--seed", "1", "--json"])
+    assert res.exit_code == 0, res.output
+    return out, json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def test_train_writes_model_checkpoint_and_card(trained):
+    out, info = trained
+    assert info["steps_done"] == 3 and info["arch"] == "mosaic" and info["seed"] == 1
+    for name in ("model.safetensors", "checkpoint.pt", "MODEL.md", "metrics.json"):
+        assert (out / name).exists()
+    assert "mosaic train" in (out / "MODEL.md").read_text()
+
+
+def test_train_resume_continues_to_more_steps(trained, tmp_path):
+    out, _ = trained
+    res = runner.invoke(app, ["train", "--preset", "tiny", "--steps", "5", "--device", "cpu", "--out", str(out),
+                              "--seed", "1", "--resume", "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout.strip().splitlines()[-1])["steps_done"] == 5
+
+
+def test_eval_recall_one_cell_prints_one_object(trained):
+    out, _ = trained
+    res = runner.invoke(app, ["eval", "recall", "--model", str(out), "--facts", "2", "--distance", "100",
+                              "--samples", "1", "--json"])
+    assert res.exit_code == 0, res.output
+    obj = json.loads(res.stdout)
+    assert 0.0 <= obj["accuracy"] <= 1.0 and obj["facts"] == 2 and obj["distance"] == 100
+    assert obj["model"] == str(out)
+
+
+def test_eval_recall_table_and_plot(trained, tmp_path):
+    out, _ = trained
+    plot = tmp_path / "recall.png"
+    res = runner.invoke(app, ["eval", "recall", "--model", str(out), "--facts", "1,2", "--distance", "0,50",
+                              "--samples", "1", "--plot", str(plot)])
+    assert res.exit_code == 0, res.output
+    assert "facts" in res.stdout and "distance" in res.stdout
+    assert plot.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_eval_impulses_and_tools(trained):
+    out, _ = trained
+    res = runner.invoke(app, ["eval", "impulses", "--model", str(out), "--samples", "1", "--json"])
+    assert res.exit_code == 0, res.output
+    rep = json.loads(res.stdout)["results"][str(out)]
+    assert rep["impulses"] == 6 and 0 <= rep["fitting"] <= 1
+    res = runner.invoke(app, ["eval", "tools", "--model", str(out), "--limit", "1", "--max-bytes", "32", "--json"])
+    assert res.exit_code == 0, res.output
+    rep = json.loads(res.stdout)["results"][str(out)]
+    assert rep["requests"] == 1 and rep["valid"] in (0.0, 1.0)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "--preset", "huge"], "preset"),
+    (["train", "--preset", "tiny", "--arch", "lstm"], "arch"),
+    (["eval", "recall", "--model", "/nonexistent/model", "--json"], "no such model"),
+    (["eval", "recall", "--facts", "x"], "--facts"),
+    (["eval", "recall", "--plot", "out.jpg"], "--plot"),
+])
+def test_bad_input_is_one_error_line_and_nonzero_exit(args, message):
+    res = runner.invoke(app, args)
+    assert res.exit_code != 0
+    assert message in res.output
+    assert res.output.strip().startswith("error:") and len(res.output.strip().splitlines()) == 1

@@ -1,0 +1,258 @@
+"""The curriculum: its labels agree with its text, it is deterministic, its splits are disjoint,
+and every tool it teaches validates with toolsmith and passes its own tests in the sandbox."""
+import json
+
+import numpy as np
+import pytest
+
+import prompts
+from prompts import stream
+from engine.curriculum import (IMPULSE_KINDS, collate, impulse_example, recall_example, training_batch,
+                               training_example)
+from engine.curriculum import example as E
+from engine.curriculum import tools as toolset
+from engine.curriculum import vocab
+
+NB = 256
+STYLES = ("facts", "mixed", "tools", "agent")
+
+
+def _examples(n=12, length=1024):
+    return [training_example(s, length, NB, style=STYLES[s % 4]) for s in range(n)]
+
+
+def test_opcodes_match_the_vm_instruction_set():
+    from engine.vm import Opcode
+    assert [op.name for op in Opcode] == list(E.OPCODE_NAMES)
+    assert [int(op) for op in Opcode] == list(range(10))
+
+
+def test_examples_have_the_requested_length_and_parse_as_turns():
+    for ex in _examples(6, 700):
+        assert len(ex) == 700
+        text = ex.text()
+        turns = stream.split_turns(text)
+        assert turns, "no complete turn"
+        assert text[0] in stream.ROLES  # a stream starts with a role byte
+        assert all(role in stream.ROLE_BYTES for role, _ in turns)
+
+
+def test_write_labels_are_exactly_the_told_value_bytes():
+    for ex in _examples():
+        b_writes = np.flatnonzero(ex.opcode == E.WRITE_MEM)
+        assert (ex.write_gate[b_writes] == 1).all()
+        assert (ex.write_gate[ex.opcode != E.WRITE_MEM] == 0).all()
+        assert (ex.bucket[b_writes] >= 0).all() and (ex.bucket[b_writes] < NB).all()
+        text = bytes(ex.ids.tolist())
+        # each run of WRITE positions is a value told in a user turn or a tool result
+        runs = np.split(b_writes, np.flatnonzero(np.diff(b_writes) != 1) + 1) if len(b_writes) else []
+        for run in runs:
+            value = bytes(ex.ids[run].tolist()).decode()
+            line_start = text.rfind(b"\n", 0, run[0]) + 1
+            role = chr(ex.ids[line_start])
+            assert role in (stream.USER, stream.TOOL_RESULT), (role, value)
+            assert " " not in value and "\n" not in value
+
+
+def test_read_labels_predict_the_paired_write_byte():
+    n_reads = 0
+    for ex in _examples():
+        reads = np.flatnonzero(ex.opcode == E.READ_MEM)
+        for t in reads:
+            p = ex.pair[t]
+            assert 0 <= p < t
+            assert ex.opcode[p] == E.WRITE_MEM
+            assert ex.ids[p] == ex.ids[t + 1]          # the next byte is the one written there
+            assert ex.bucket[t] == ex.bucket[p]         # same compositional bucket
+            assert ex.loss_weight[t] > 1.0              # answers weighted up
+            n_reads += 1
+        assert (ex.pair[ex.opcode != E.READ_MEM] == -1).all()
+    assert n_reads > 50
+
+
+def test_pairs_point_at_the_latest_value_after_an_update():
+    import random
+    from engine.curriculum.conversation import Conversation
+    for seed in range(6):  # both update phrasings occur (with and without naming the old value)
+        conv = Conversation(random.Random(seed), "train", NB)
+        fact = conv.tell()
+        old = fact.value
+        conv.small_talk()
+        conv.update(fact)
+        conv.ask(fact)
+        ex = conv.b.build()
+        reads = np.flatnonzero(ex.opcode == E.READ_MEM)
+        answer = bytes(ex.ids[reads + 1].tolist()).decode()
+        assert answer == fact.value != old
+        new_writes = ex.pair[reads]
+        assert (new_writes > ex.meta.get("x", 0)).all()
+        assert bytes(ex.ids[new_writes].tolist()).decode() == fact.value
+        first_told = int(np.flatnonzero(ex.opcode == E.WRITE_MEM)[0])
+        assert new_writes.min() > first_told + len(old)  # not the first telling
+        cleared = bytes(ex.ids[ex.opcode == E.CLEAR_MEM].tolist()).decode()
+        assert cleared in ("", old)
+
+
+def test_forgotten_values_are_cleared_byte_by_byte():
+    seen = 0
+    for s in range(40):
+        ex = training_example(s, 2048, NB, style="facts")
+        clears = np.flatnonzero(ex.opcode == E.CLEAR_MEM)
+        for t in clears:
+            seen += 1
+            assert ex.bucket[t] >= 0
+            line_start = bytes(ex.ids.tolist()).rfind(b"\n", 0, t) + 1
+            assert chr(ex.ids[line_start]) == stream.USER
+    assert seen > 0
+
+
+def test_turn_opcodes_follow_the_stream_conventions():
+    for ex in _examples():
+        ids = ex.ids
+        for t in range(len(ex)):
+            if ids[t] == ord(stream.BOT):
+                assert ex.opcode[t] == E.RESPOND
+            if ex.opcode[t] == E.RESPOND:
+                assert ids[t] == ord(stream.BOT)
+            if ex.opcode[t] in (E.IDLE, E.COMMIT):
+                assert ids[t] == ord(stream.END)
+            if ex.opcode[t] == E.COMMIT:
+                assert ex.commit[t] in (E.COMMIT_OPEN, E.COMMIT_CLOSE)
+            else:
+                assert ex.commit[t] == E.COMMIT_NEUTRAL
+        # every END of a model turn is IDLE or COMMIT
+        starts = [0] + [t + 1 for t in np.flatnonzero(ids == ord(stream.END))[:-1]]
+        for s in starts:
+            end = s + int(np.argmax(ids[s:] == ord(stream.END)))
+            if ids[end] != ord(stream.END):
+                continue
+            if chr(ids[s]) in E.MODEL_TURN_ROLES:
+                assert ex.opcode[end] in (E.IDLE, E.COMMIT)
+
+
+def test_world_role_bytes_are_not_predicted():
+    for ex in _examples():
+        nxt = ex.ids[1:]
+        world = np.isin(nxt, [ord(stream.USER), ord(stream.IMPULSE), ord(stream.TOOL_RESULT)])
+        assert (ex.loss_weight[:-1][world] == 0).all()
+        assert ex.loss_weight[-1] == 0
+
+
+def test_deterministic_by_seed():
+    a = training_batch(3, 4, 512, NB, seed=1)
+    b = training_batch(3, 4, 512, NB, seed=1)
+    c = training_batch(3, 4, 512, NB, seed=2)
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k])
+    assert not np.array_equal(a["ids"], c["ids"])
+    assert not np.array_equal(a["ids"], training_batch(4, 4, 512, NB, seed=1)["ids"])
+
+
+def test_heldout_keys_and_templates_are_disjoint_from_training():
+    assert not set(vocab.TRAIN_NOUNS) & set(vocab.HELDOUT_NOUNS)
+    for table in (vocab.TELL, vocab.ASK, vocab.FORGET, vocab.UPDATE, vocab.PROMISE, toolset.REQUEST):
+        assert not set(table["train"]) & set(table["heldout"])
+    train_text = " ".join(training_example(s, 1024, NB).text() for s in range(40))
+    for noun in vocab.HELDOUT_NOUNS:
+        assert f" {noun} " not in train_text.replace(".", " ").replace("?", " ").replace(",", " ")
+    for t in vocab.TELL["heldout"]:
+        assert t.split("{k}")[0].strip() not in train_text
+    held = recall_example(0, 8, 200, NB)
+    told = [w for w in held.text().split() if w in vocab.NOUNS]
+    assert told and set(told) <= set(vocab.HELDOUT_NOUNS)
+
+
+def test_recall_example_answers_and_distance():
+    ex = recall_example(5, 6, 600, NB)
+    assert len(ex.meta["answers"]) == 6
+    assert ex.meta["distance"] >= 600
+    for start, end in ex.meta["answers"]:
+        assert (ex.opcode[start - 1:end - 1] == E.READ_MEM).all()
+        assert ex.opcode[end - 1] == E.FREE  # only memory knows where a value ends
+        for t in range(start - 1, end - 1):
+            assert ex.ids[ex.pair[t]] == ex.ids[t + 1]
+
+
+def test_impulses_are_rendered_by_the_prompts_templates():
+    for kind in IMPULSE_KINDS:
+        ex = impulse_example(2, kind, NB)
+        turns = [t for r, t in stream.split_turns(ex.text()) if r == "impulse"]
+        assert len(turns) == 1
+        name = {"generic": "impulse_generic"}.get(kind, f"impulse_{kind}")
+        head = prompts.get(name).split("$")[0]
+        assert turns[0].startswith(head)
+        checks = ex.meta["impulse"]["checks"]
+        ops = {op for _, op in checks}
+        if kind not in ("low_confidence", "open_commitment"):
+            assert checks[0][1] == E.IDLE and ex.meta["impulse"]["reply_at"] == -1
+        else:
+            assert E.RESPOND in ops and ex.meta["impulse"]["reply_at"] >= 0
+        if kind == "open_commitment":
+            assert E.COMMIT in ops
+        if kind == "low_confidence":
+            assert prompts.get("clarify") in ex.text()
+
+
+def test_collate_builds_infonce_indices_consistent_with_pairs():
+    exs = _examples(4, 1024)
+    b = collate(exs)
+    for i, ex in enumerate(exs):
+        for j in np.flatnonzero(b["read_mask"][i]):
+            t = b["read_idx"][i, j]
+            w = b["write_idx"][i, b["read_target"][i, j]]
+            assert ex.pair[t] == w and w < t
+    with pytest.raises(ValueError):
+        collate([exs[0], exs[1].truncated(100)])
+
+
+def test_tool_family_is_large_and_definitions_have_the_exact_form():
+    assert len(toolset.TOOLS) >= 40
+    assert {t.family for t in toolset.TOOLS} == {"text", "numbers", "lists", "dates", "units"}
+    for t in toolset.TOOLS:
+        d = json.loads(toolset.definition_json(t))
+        assert set(d) == {"name", "description", "parameters", "implementation", "sandbox"}
+        assert d["sandbox"] is True and d["parameters"]["additionalProperties"] is False
+        src = d["implementation"]
+        assert "import" not in src and "__" not in src and " _" not in src
+        assert sum(line.startswith("def ") for line in src.splitlines()) == 1
+        assert src.startswith(f"def {t.name}(")
+        assert len(toolset.phrases(t, "train")) >= 2 and toolset.phrases(t, "heldout")
+
+
+def test_every_tool_validates_with_toolsmith_and_passes_its_tests_in_the_sandbox():
+    from toolsmith.definition import ToolDefinition
+    from toolsmith.sandbox import run_source
+    names = set()
+    for t in toolset.TOOLS:
+        defn = ToolDefinition.from_json(toolset.definition_json(t))
+        assert defn.validate(existing=names) == [], t.name
+        names.add(t.name)
+        for args, expected in t.tests:
+            assert toolset.results_match(toolset.run_reference(t, args), expected), (t.name, args)
+        # the sandbox runs every tool once (all test cases would take ~10 s)
+        args, expected = t.tests[0]
+        res = run_source(defn.implementation, defn.name, args)
+        assert res.ok and toolset.results_match(res.result, expected), (t.name, res.to_json())
+
+
+def test_tool_calls_are_woven_into_replies():
+    seen = 0
+    for s in range(30):
+        ex = training_example(s, 2048, NB, style="tools")
+        turns = stream.split_turns(ex.text())
+        for i, (role, text) in enumerate(turns[:-2]):
+            if role == "tool_call":
+                call = json.loads(text)
+                assert call["name"] in toolset.BY_NAME
+                assert turns[i + 1][0] == "tool_result"
+                result = json.loads(turns[i + 1][1])
+                assert result["ok"] is True
+                expected = toolset.run_reference(toolset.BY_NAME[call["name"]], call["args"])
+                assert toolset.results_match(result["result"], expected)
+                shown = result["result"] if isinstance(result["result"], str) else json.dumps(result["result"])
+                assert turns[i + 2][0] == "bot" and shown in turns[i + 2][1]
+                seen += 1
+            if role == "tool_def":
+                defn = json.loads(text)
+                assert defn == toolset.BY_NAME[defn["name"]].definition()
+    assert seen > 3

@@ -1,0 +1,158 @@
+"""The trainer's machinery on the tiny preset: the loss falls, runs are deterministic, a resumed
+run equals an uninterrupted one, DDP runs on 2 gloo processes, the baseline trains too."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from engine.train import checkpoint as ckpt
+from engine.train.config import TrainConfigError, train_preset
+from engine.train.loop import aux_weights, lr_at, teacher_p, train
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def _quiet(_msg):
+    pass
+
+
+def _params(folder):
+    st = ckpt.load_training_state(folder)
+    return st["model"]
+
+
+def test_a_few_seconds_of_training_lower_the_loss(tmp_path):
+    cfg = train_preset("tiny", steps=40, log_every=1, eval_every=0, seq_len=128)
+    lines = []
+    info = train(cfg, tmp_path / "run", device="cpu", log=lines.append, progress_bar=False)
+    losses = [float(l.split("loss=")[1].split()[0]) for l in lines if l.startswith("step ")]
+    assert len(losses) == 40
+    first, last = sum(losses[:5]) / 5, sum(losses[-5:]) / 5
+    assert last < first - 0.5, (first, last)
+    # ce of the next byte alone falls too (not only the auxiliary terms)
+    ces = [float(l.split("ce=")[1].split()[0]) for l in lines if l.startswith("step ")]
+    assert sum(ces[-5:]) / 5 < sum(ces[:5]) / 5 - 0.3
+    out = tmp_path / "run"
+    for name in ("checkpoint.pt", "model.safetensors", "MODEL.md", "metrics.json"):
+        assert (out / name).exists(), name
+    card = (out / "MODEL.md").read_text()
+    for word in ("command", "steps", "wall time", "hardware", "data"):
+        assert word in card
+    assert info["steps_done"] == 40 and info["tokens"] == 40 * cfg.batch_size * cfg.seq_len
+    from engine.vm.checkpoint import load_model
+    model = load_model(out / "model.safetensors")
+    assert model.config.d_model == 32
+
+
+def test_same_seed_same_weights_other_seed_other_weights(tmp_path):
+    cfg = train_preset("tiny", steps=4, eval_every=0, seq_len=64, batch_size=2)
+    train(cfg, tmp_path / "a", device="cpu", log=_quiet, progress_bar=False)
+    train(cfg, tmp_path / "b", device="cpu", log=_quiet, progress_bar=False)
+    train(cfg.replace(seed=1), tmp_path / "c", device="cpu", log=_quiet, progress_bar=False)
+    a, b, c = _params(tmp_path / "a"), _params(tmp_path / "b"), _params(tmp_path / "c")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
+def test_resume_gives_the_same_result_as_an_uninterrupted_run(tmp_path):
+    cfg = train_preset("tiny", steps=6, eval_every=0, seq_len=64, batch_size=2)
+    train(cfg, tmp_path / "full", device="cpu", log=_quiet, progress_bar=False)
+    part = tmp_path / "part"
+    _train_until(cfg, part, 3)  # interrupted after step 3 (checkpoint written at every step)
+    assert ckpt.load_training_state(part)["step"] == 3
+    info = train(cfg, part, device="cpu", resume=True, log=_quiet, progress_bar=False)
+    assert info["steps_done"] == 6
+    full, resumed = _params(tmp_path / "full"), _params(part)
+    for k in full:
+        assert torch.equal(full[k], resumed[k]), k
+
+
+def _train_until(cfg, folder, stop):
+    """Train ``cfg`` but stop after ``stop`` steps (as a crash or Ctrl-C after a checkpoint would)."""
+    import engine.train.loop as loop
+    real = loop.batch_stream
+
+    def limited(*a, **kw):
+        it = real(*a, **kw)
+        for i, b in enumerate(it):
+            if i >= stop:
+                raise KeyboardInterrupt
+            yield b
+    loop.batch_stream = limited
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            train(cfg.replace(checkpoint_every=1), folder, device="cpu", log=_quiet, progress_bar=False)
+    finally:
+        loop.batch_stream = real
+
+
+def test_resume_refuses_a_checkpoint_of_another_model(tmp_path):
+    cfg = train_preset("tiny", steps=1, eval_every=0, seq_len=64, batch_size=1)
+    train(cfg, tmp_path / "r", device="cpu", log=_quiet, progress_bar=False)
+    with pytest.raises(ckpt.CheckpointError, match="another model"):
+        train(cfg.replace(arch="window"), tmp_path / "r", device="cpu", resume=True, log=_quiet, progress_bar=False)
+
+
+def test_window_baseline_trains_with_the_same_command(tmp_path):
+    cfg = train_preset("tiny", steps=15, arch="window", log_every=1, eval_every=0, seq_len=64)
+    lines = []
+    info = train(cfg, tmp_path / "w", device="cpu", log=lines.append, progress_bar=False)
+    losses = [float(l.split("loss=")[1].split()[0]) for l in lines if l.startswith("step ")]
+    assert losses[-1] < losses[0]
+    model, arch, _ = ckpt.load_trained_model(tmp_path / "w")
+    assert arch == "window" and model.config.window == 64
+    from engine.vm import ModelConfig, MosaicLM
+    mosaic = MosaicLM(ModelConfig.preset("tiny")).num_parameters()
+    assert abs(model.num_parameters() - mosaic) / mosaic < 0.25  # equal size, give or take
+    assert info["arch"] == "window"
+
+
+def test_time_budget_stops_and_saves(tmp_path):
+    cfg = train_preset("tiny", steps=10_000, eval_every=0, seq_len=64, batch_size=1, time_budget=1.0)
+    info = train(cfg, tmp_path / "t", device="cpu", log=_quiet, progress_bar=False)
+    assert info["stopped_by_time"] and 0 < info["steps_done"] < 10_000
+    assert (tmp_path / "t" / "model.safetensors").exists()
+
+
+def test_schedule_anneals_teacher_and_aux_weights():
+    cfg = train_preset("tiny")
+    assert teacher_p(cfg, 0.0) == 1.0 and teacher_p(cfg, 0.5) == 0.0 and teacher_p(cfg, 0.9) == 0.0
+    w0, w1 = aux_weights(cfg, 0.0), aux_weights(cfg, 1.0)
+    assert w1["opcode"] == pytest.approx(cfg.w_opcode * cfg.opcode_floor) and w0["opcode"] == cfg.w_opcode
+    assert w1["infonce"] == pytest.approx(cfg.w_infonce * cfg.aux_floor) and w0["infonce"] == cfg.w_infonce
+    assert teacher_p(cfg, cfg.teacher_hold) == 1.0 and 0 < teacher_p(cfg, 0.3) < 1
+    assert w1["bucket"] == 0.0
+    assert lr_at(cfg, 0, 0.0) < lr_at(cfg, cfg.warmup, 0.0)
+    assert lr_at(cfg, 100, 1.0) == pytest.approx(cfg.lr * cfg.min_lr_ratio)
+
+
+def test_bad_settings_are_refused_with_the_field_named():
+    with pytest.raises(TrainConfigError, match="preset"):
+        train_preset("huge")
+    with pytest.raises(TrainConfigError, match="arch"):
+        train_preset("tiny", arch="lstm")
+    with pytest.raises(TrainConfigError, match="seq_len"):
+        train_preset("tiny", seq_len=4)
+
+
+def test_ddp_on_two_gloo_cpu_processes(tmp_path):
+    env = dict(os.environ, OMP_NUM_THREADS="1", MOSAIC_HOME=str(tmp_path / "home"))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+           "-m", "engine.train", "--preset", "tiny", "--steps", "3", "--device", "cpu", "--seq-len", "64",
+           "--batch-size", "2", "--eval-every", "0", "--out", str(tmp_path / "ddp"), "--json",
+           "--time-budget", "600"]  # a budget makes the ranks agree on the clock every step
+    res = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    info = json.loads(res.stdout.strip().splitlines()[-1])
+    assert info["world_size"] == 2 and info["steps_done"] == 3
+    assert info["tokens"] == 3 * 2 * 64 * 2
+    # the same steps in one process see only rank 0's data: the averaged gradients differ
+    single = train(train_preset("tiny", steps=3, seq_len=64, batch_size=2, eval_every=0), tmp_path / "one",
+                   device="cpu", log=_quiet, progress_bar=False)
+    assert single["world_size"] == 1
+    a, b = _params(tmp_path / "ddp"), _params(tmp_path / "one")
+    assert not all(torch.equal(a[k], b[k]) for k in a)
