@@ -46,12 +46,25 @@ def _tool_service() -> Any:
         return None
 
 
-def _open_engine(session_name: str | None, model_path: str | None, **config: Any) -> tuple[Any, Any]:
+def _learner(model: Any, session_name: str | None) -> Any:
+    """The medium timescale: LoRA adapters of this session, resumed if saved (None on failure)."""
+    try:
+        from engine.learn.session import learner_for_session
+        return learner_for_session(model, session_name)
+    except Exception as exc:  # chatting must not depend on the learner
+        typer.echo(f"warning: online learning unavailable ({type(exc).__name__}: {exc})", err=True)
+        return None
+
+
+def _open_engine(session_name: str | None, model_path: str | None, learn: bool = True,
+                 **config: Any) -> tuple[Any, Any]:
     from engine.runtime import Engine, EngineConfig
     from engine.store.sessions import Session, SessionError
 
     model = _load_model(model_path)
     model.eval()
+    # Adapters wrap the model before the engine (or any captured fast path) sees it.
+    learner = _learner(model, session_name) if learn else None
     session = None
     if session_name is not None:
         try:
@@ -59,7 +72,8 @@ def _open_engine(session_name: str | None, model_path: str | None, **config: Any
         except SessionError as exc:
             fail(str(exc))
     try:
-        engine = Engine(model, session=session, config=EngineConfig(**config), tools=_tool_service())
+        engine = Engine(model, session=session, config=EngineConfig(**config), tools=_tool_service(),
+                        learner=learner)
     except Exception as exc:
         if session is not None:
             session.close()
@@ -115,6 +129,13 @@ def _shutdown(engine: Any, session: Any, old_handlers: dict[int, Any]) -> int:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     try:
         ok = engine.stop(timeout=15.0)
+        learner = getattr(engine, "learner", None)
+        if ok and session is not None and learner is not None and hasattr(learner, "save"):
+            try:
+                learner.save(session.name)
+            except Exception as exc:
+                typer.echo(f"error: saving the adapters failed: {exc}", err=True)
+                ok = False
     finally:
         for sig, handler in old_handlers.items():
             signal.signal(sig, handler)
@@ -198,9 +219,10 @@ def register(app: typer.Typer) -> None:
         temperature: float = typer.Option(0.0, min=0.0, help="0 = greedy"),
         max_turn_bytes: int = typer.Option(200, min=1, help="cap on one reply"),
         impulses: bool = typer.Option(True, "--impulses/--no-impulses", help="let drives wake the model"),
+        learn: bool = typer.Option(True, "--learn/--no-learn", help="online LoRA learning (medium timescale)"),
     ) -> None:
         """Chat with the model (TUI in a terminal; --plain: a user line in, the reply out)."""
-        engine, sess = _open_engine(session, model, temperature=temperature,
+        engine, sess = _open_engine(session, model, learn, temperature=temperature,
                                     max_turn_bytes=max_turn_bytes, impulses=impulses)
         old = _install_signals()
         try:
@@ -221,9 +243,10 @@ def register(app: typer.Typer) -> None:
         session: Optional[str] = typer.Option(None, "--session", help="keep state and log under this name"),
         model: Optional[str] = typer.Option(None, "--model", help="model file (default: the shipped model)"),
         idle_consolidation_s: float = typer.Option(5.0, min=0.0, help="quiet seconds before consolidating"),
+        learn: bool = typer.Option(True, "--learn/--no-learn", help="online LoRA learning (medium timescale)"),
     ) -> None:
         """Run the engine with nobody talking: impulses, self-activation, idle consolidation."""
-        engine, sess = _open_engine(session, model, consolidate_after_idle_s=idle_consolidation_s,
+        engine, sess = _open_engine(session, model, learn, consolidate_after_idle_s=idle_consolidation_s,
                                     consolidate_every_s=max(idle_consolidation_s, 1.0) * 2)
         old = _install_signals()
         try:

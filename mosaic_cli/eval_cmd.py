@@ -10,7 +10,7 @@ import typer
 
 from mosaic_cli.errors import fail, print_json
 
-eval_app = typer.Typer(help="Quality benchmarks: recall, tools, impulses.", no_args_is_help=True)
+eval_app = typer.Typer(help="Quality benchmarks: recall, tools, impulses, consolidation.", no_args_is_help=True)
 
 
 def register(app: typer.Typer) -> None:
@@ -117,3 +117,12 @@ def impulses(
     for name, r in rep["results"].items():
         kinds = ", ".join(f"{k} {100 * v:.0f}%" for k, v in r["by_kind"].items())
         typer.echo(f"{name}: fitting {100 * r['fitting']:.1f}% of {r['impulses']} ({kinds})")
+
+
+def _add_consolidation() -> None:
+    # The consolidation measure belongs to the medium timescale; its command lives with the adapters.
+    from mosaic_cli.adapters_cmd import add_consolidation_command
+    add_consolidation_command(eval_app)
+
+
+_add_consolidation()
