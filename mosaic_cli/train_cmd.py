@@ -20,7 +20,7 @@ def register(app: typer.Typer) -> None:
 
 
 def train(
-    preset: str = typer.Option("tiny", "--preset", help="tiny | small | default (model shape + hyper-parameters)."),
+    preset: str = typer.Option("tiny", "--preset", help="tiny | default | base (model shape + hyper-parameters)."),
     steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Optimizer steps (default: the preset's)."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:1 ... (default: cuda if present)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the checkpoint in --out."),

@@ -13,7 +13,7 @@ from pathlib import Path
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m engine.train", description=__doc__)
-    p.add_argument("--preset", default="tiny", help="tiny | small | default")
+    p.add_argument("--preset", default="tiny", help="tiny | default | base")
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")

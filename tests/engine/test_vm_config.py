@@ -6,7 +6,7 @@ import pytest
 from engine.vm import ByteTokenizer, ConfigError, ModelConfig, MosaicLM, Opcode
 
 
-@pytest.mark.parametrize("name", ["tiny", "small", "default"])
+@pytest.mark.parametrize("name", ["tiny", "default", "base"])
 def test_presets_round_trip_through_json(name, tmp_path):
     cfg = ModelConfig.preset(name)
     assert ModelConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
@@ -41,7 +41,7 @@ def test_memory_layers_and_lambdas_round_trip():
 ])
 def test_invalid_config_names_the_field(changes, field):
     with pytest.raises(ConfigError) as err:
-        ModelConfig.preset("default").replace(**changes)
+        ModelConfig.preset("base").replace(**changes)
     assert str(err.value).startswith(field + ":")
     assert "\n" not in str(err.value)
 
@@ -58,8 +58,8 @@ def test_bad_config_files_and_keys(tmp_path):
         ModelConfig.preset("huge")
 
 
-def test_default_preset_is_about_three_million_parameters():
-    n = MosaicLM(ModelConfig.preset("default")).num_parameters()
+def test_base_preset_is_about_three_million_parameters():
+    n = MosaicLM(ModelConfig.preset("base")).num_parameters()
     assert 2_500_000 <= n <= 3_500_000
 
 
