@@ -1,0 +1,1 @@
+"""Speed benchmarks (kernels, decoding, training); ``mosaic bench`` and scripts/gpu_check.py print them."""

@@ -1,0 +1,81 @@
+"""``mosaic bench train``: training tokens/s of MOSAIC against an equal-size windowed transformer.
+
+One training step = forward over [batch, length] byte ids, next-byte cross-entropy,
+backward, AdamW update. MOSAIC runs with the naive kernels and (on a GPU) the Triton
+twins; the baseline is the trainer's own window transformer (engine.train.window), sized
+to MOSAIC's width, depth and parameter count, attention through PyTorch's SDPA over a
+window equal to the training length.
+All paths share device, precision (float32, TF32 matmuls on a GPU), batch and length.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from engine.bench.common import Report, triton_usable
+from engine.bench.decode import kernels_mode, load_bench_model
+from engine.bench.timing import device_name, median_seconds
+from engine.train.window import WindowLM, matched_window_config
+
+
+def n_params(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def _train_step_fn(net: torch.nn.Module, ids: torch.Tensor, logits_of):
+    opt = torch.optim.AdamW(net.parameters(), lr=1e-4)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        logits = logits_of(net, ids[:, :-1])
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), ids[:, 1:].reshape(-1))
+        loss.backward()
+        opt.step()
+    return step
+
+
+def bench_train(device: torch.device, model: str | None = None, batch: int | None = None,
+                length: int | None = None, iters: int | None = None) -> Report:
+    """Time training steps of each path; see the module docstring."""
+    gpu = device.type == "cuda"
+    batch = batch or (16 if gpu else 2)
+    length = length or (512 if gpu else 128)
+    iters = iters or (10 if gpu else 3)
+    report = Report("mosaic bench train", device_name(device))
+    if gpu:
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    else:
+        report.notes.append("no GPU: naive kernels only, small batch and length")
+    report.notes.append(f"batch {batch} x length {length}; float32 (TF32 matmuls on GPU); AdamW")
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(0, 256, (batch, length + 1), generator=g).to(device)
+    tokens = batch * length
+
+    net = load_bench_model(model, device).train()
+    size = n_params(net)
+    modes = ["naive"] + (["triton"] if gpu and triton_usable(device) else [])
+    times: dict[str, float] = {}
+    for mode in modes:
+        try:
+            with kernels_mode(mode):
+                t = median_seconds(_train_step_fn(net, ids, lambda m, x: m(x).logits), device,
+                                   warmup=2, iters=iters)
+            times[mode] = t
+            report.rows.append({"path": f"mosaic {mode}", "batch": batch, "length": length,
+                                "params": size, "tokens_per_s": tokens / t, "ms_per_step": t * 1e3})
+        except Exception as e:
+            report.notes.append(f"mosaic {mode}: {type(e).__name__}: {e}")
+    try:
+        base = WindowLM(matched_window_config(net.config, window=length)).to(device).train()
+        t = median_seconds(_train_step_fn(base, ids, lambda m, x: m(x).logits), device, warmup=2, iters=iters)
+        times["window"] = t
+        report.rows.append({"path": "window transformer (SDPA)", "batch": batch, "length": length,
+                            "params": n_params(base), "tokens_per_s": tokens / t, "ms_per_step": t * 1e3})
+    except Exception as e:
+        report.notes.append(f"window transformer: {type(e).__name__}: {e}")
+    if "window" in times:
+        for row in report.rows:
+            if row["path"].startswith("mosaic"):
+                row["vs_window"] = times["window"] / (tokens / row["tokens_per_s"])
+    return report

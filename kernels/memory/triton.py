@@ -1,0 +1,292 @@
+"""Triton twins of the memory ops.
+
+``read_slots``: the memory read (training and decoding). Each query attends over its own small
+set of gathered candidate slots (the live write events of its probed buckets), masked:
+out = softmax(scale * q.k_s over valid s) @ v. One program per query; the candidates
+(a few dozen) sit in registers, so the forward and the backward are one pass each and
+no [N, S] intermediate reaches memory. A query with no valid candidate reads zeros.
+"""
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def _read_fwd_kernel(q_ptr, k_ptr, v_ptr, mask_ptr, out_ptr, lse_ptr,
+                     S, DK, DV, scale,
+                     BS: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr):
+    n = tl.program_id(0)
+    os_ = tl.arange(0, BS)
+    ok = tl.arange(0, BK)
+    ov = tl.arange(0, BV)
+    ms, mk, mv = os_ < S, ok < DK, ov < DV
+    q = tl.load(q_ptr + n * DK + ok, mask=mk, other=0.0).to(tl.float32)
+    k = tl.load(k_ptr + n * S * DK + os_[:, None] * DK + ok[None, :],
+                mask=ms[:, None] & mk[None, :], other=0.0).to(tl.float32)
+    live = tl.load(mask_ptr + n * S + os_, mask=ms, other=0) != 0
+    live = live & ms
+    logits = tl.sum(k * q[None, :], axis=1) * scale
+    logits = tl.where(live, logits, float("-inf"))
+    mx = tl.max(logits, axis=0)
+    any_live = mx > float("-inf")
+    mx = tl.where(any_live, mx, 0.0)
+    e = tl.where(live, tl.exp(logits - mx), 0.0)
+    den = tl.sum(e, axis=0)
+    p = e / tl.where(any_live, den, 1.0)
+    v = tl.load(v_ptr + n * S * DV + os_[:, None] * DV + ov[None, :],
+                mask=ms[:, None] & mv[None, :], other=0.0).to(tl.float32)
+    out = tl.sum(p[:, None] * v, axis=0)
+    tl.store(out_ptr + n * DV + ov, out, mask=mv)
+    tl.store(lse_ptr + n, tl.where(any_live, mx + tl.log(tl.where(any_live, den, 1.0)), float("-inf")))
+
+
+@triton.jit
+def _read_bwd_kernel(q_ptr, k_ptr, v_ptr, mask_ptr, lse_ptr, dout_ptr,
+                     dq_ptr, dk_ptr, dv_ptr,
+                     S, DK, DV, scale,
+                     BS: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr):
+    n = tl.program_id(0)
+    os_ = tl.arange(0, BS)
+    ok = tl.arange(0, BK)
+    ov = tl.arange(0, BV)
+    ms, mk, mv = os_ < S, ok < DK, ov < DV
+    q = tl.load(q_ptr + n * DK + ok, mask=mk, other=0.0).to(tl.float32)
+    k = tl.load(k_ptr + n * S * DK + os_[:, None] * DK + ok[None, :],
+                mask=ms[:, None] & mk[None, :], other=0.0).to(tl.float32)
+    v = tl.load(v_ptr + n * S * DV + os_[:, None] * DV + ov[None, :],
+                mask=ms[:, None] & mv[None, :], other=0.0).to(tl.float32)
+    live = (tl.load(mask_ptr + n * S + os_, mask=ms, other=0) != 0) & ms
+    lse = tl.load(lse_ptr + n)
+    lse = tl.where(lse > float("-inf"), lse, 0.0)
+    logits = tl.sum(k * q[None, :], axis=1) * scale
+    p = tl.where(live, tl.exp(logits - lse), 0.0)
+    do = tl.load(dout_ptr + n * DV + ov, mask=mv, other=0.0).to(tl.float32)
+    dv = p[:, None] * do[None, :]
+    dp = tl.sum(v * do[None, :], axis=1)
+    ds = p * (dp - tl.sum(p * dp, axis=0)) * scale
+    dq = tl.sum(ds[:, None] * k, axis=0)
+    dk = ds[:, None] * q[None, :]
+    tl.store(dq_ptr + n * DK + ok, dq, mask=mk)
+    tl.store(dk_ptr + n * S * DK + os_[:, None] * DK + ok[None, :], dk, mask=ms[:, None] & mk[None, :])
+    tl.store(dv_ptr + n * S * DV + os_[:, None] * DV + ov[None, :], dv, mask=ms[:, None] & mv[None, :])
+
+
+def _blocks(S: int, DK: int, DV: int) -> tuple[int, int, int]:
+    p2 = lambda n: triton.next_power_of_2(max(n, 1))  # noqa: E731
+    return p2(S), p2(DK), p2(DV)
+
+
+def read_fwd(q, keys, values, mask, scale):
+    """q [N,dk], keys [N,S,dk], values [N,S,dv], mask [N,S] -> (out [N,dv], lse [N])."""
+    N, S, DK = keys.shape
+    DV = values.shape[-1]
+    out = torch.empty(N, DV, device=q.device, dtype=torch.float32)
+    lse = torch.empty(N, device=q.device, dtype=torch.float32)
+    if N == 0:
+        return out, lse
+    if S == 0:
+        return out.zero_(), lse.fill_(float("-inf"))
+    BS, BK, BV = _blocks(S, DK, DV)
+    _read_fwd_kernel[(N,)](q, keys, values, mask, out, lse, S, DK, DV, float(scale),
+                           BS=BS, BK=BK, BV=BV, num_warps=4 if BS <= 64 else 8)
+    return out, lse
+
+
+def read_bwd(q, keys, values, mask, lse, dout, scale):
+    """Gradients (dq, dkeys, dvalues) of ``read_fwd`` for the cotangent dout [N,dv]."""
+    N, S, DK = keys.shape
+    DV = values.shape[-1]
+    dq = torch.empty(N, DK, device=q.device, dtype=torch.float32)
+    dk = torch.empty(N, S, DK, device=q.device, dtype=torch.float32)
+    dv = torch.empty(N, S, DV, device=q.device, dtype=torch.float32)
+    if N == 0 or S == 0:
+        return dq.zero_(), dk, dv
+    BS, BK, BV = _blocks(S, DK, DV)
+    _read_bwd_kernel[(N,)](q, keys, values, mask, lse, dout.float().contiguous(), dq, dk, dv,
+                           S, DK, DV, float(scale), BS=BS, BK=BK, BV=BV, num_warps=4 if BS <= 64 else 8)
+    return dq, dk, dv
+
+
+class _GatheredRead(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, q, keys, values, mask, scale):
+        out, lse = read_fwd(q, keys, values, mask, scale)
+        ctx.save_for_backward(q, keys, values, mask, lse)
+        ctx.scale = scale
+        return out
+
+    @staticmethod
+    def backward(ctx, dout):
+        q, keys, values, mask, lse = ctx.saved_tensors
+        dq, dk, dv = read_bwd(q, keys, values, mask, lse, dout, ctx.scale)
+        return dq, dk, dv, None, None
+
+
+def read_slots(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
+               mask: torch.Tensor, scale: float | None = None) -> torch.Tensor:
+    """Masked softmax read over gathered candidates, differentiable in q, keys, values.
+
+    q: [N, dk]; keys: [N, S, dk]; values: [N, S, dv]; mask: [N, S] bool (True = live).
+    scale: logit scale, default dk ** -0.5. Returns out: [N, dv] float32 (zeros where
+    a row has no live candidate). Same contract as :func:`kernels.memory.naive.read_slots`.
+    """
+    if scale is None:
+        scale = q.shape[-1] ** -0.5
+    return _GatheredRead.apply(q.float().contiguous(), keys.float().contiguous(),
+                               values.float().contiguous(), mask.to(torch.int8).contiguous(), scale)
+
+
+# ---------------------------------------------------------------------------------------------
+# Decode: read straight from the table, and the write / clear / evict policy, one program per row
+# ---------------------------------------------------------------------------------------------
+@triton.jit
+def _table_read_kernel(q_ptr, probes_ptr, keys_ptr, values_ptr, valid_ptr, rp_ptr, rs_ptr,
+                       NB, W, DK, DV, PS, PW, scale,
+                       BS: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr):
+    b = tl.program_id(0)
+    s = tl.arange(0, BS)
+    ok = tl.arange(0, BK)
+    ov = tl.arange(0, BV)
+    ms, mk, mv = s < PS * W, ok < DK, ov < DV
+    probe = tl.load(probes_ptr + b * PS + s // W, mask=ms, other=0)
+    slot = (b * NB + probe) * W + s % W  # [BS] flat slot index, probe-major
+    live = (tl.load(valid_ptr + slot, mask=ms, other=0) != 0) & ms
+    q = tl.load(q_ptr + b * DK + ok, mask=mk, other=0.0).to(tl.float32)
+    k = tl.load(keys_ptr + slot[:, None] * DK + ok[None, :], mask=live[:, None] & mk[None, :], other=0.0)
+    v = tl.load(values_ptr + slot[:, None] * DV + ov[None, :], mask=live[:, None] & mv[None, :], other=0.0)
+    logits = tl.sum(k.to(tl.float32) * q[None, :], axis=1) * scale
+    v = v.to(tl.float32)
+    # the wide (SCAN) read over every probed way
+    l_s = tl.where(live, logits, float("-inf"))
+    mx = tl.max(l_s, axis=0)
+    mx = tl.where(mx > float("-inf"), mx, 0.0)
+    e = tl.where(live, tl.exp(l_s - mx), 0.0)
+    den = tl.sum(e, axis=0)
+    tl.store(rs_ptr + b * DV + ov, tl.sum(e[:, None] * v, axis=0) / tl.where(den > 0, den, 1.0), mask=mv)
+    # the plain read over the first PW (= probes * ways) candidates
+    live_p = live & (s < PW)
+    l_p = tl.where(live_p, logits, float("-inf"))
+    mx = tl.max(l_p, axis=0)
+    mx = tl.where(mx > float("-inf"), mx, 0.0)
+    e = tl.where(live_p, tl.exp(l_p - mx), 0.0)
+    den = tl.sum(e, axis=0)
+    tl.store(rp_ptr + b * DV + ov, tl.sum(e[:, None] * v, axis=0) / tl.where(den > 0, den, 1.0), mask=mv)
+
+
+def table_read(q: torch.Tensor, probes: torch.Tensor, mem_keys: torch.Tensor, mem_values: torch.Tensor,
+               mem_valid: torch.Tensor, plain_probes: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Both decode reads straight from the table (no gathered copies), forward only.
+
+    q: [B, dk]; probes: [B, Ps] bucket ids, best first; mem_keys [B, NB, W, dk],
+    mem_values [B, NB, W, dv], mem_valid [B, NB, W] bool. Returns (r_plain [B, dv] over the
+    first ``plain_probes`` buckets, r_scan [B, dv] over all Ps), each the masked softmax read
+    of :func:`kernels.memory.naive.read_slots` over those buckets' live ways.
+    """
+    B, NB, W, DK = mem_keys.shape
+    DV = mem_values.shape[-1]
+    PS = probes.shape[1]
+    rp = torch.empty(B, DV, device=q.device, dtype=torch.float32)
+    rs = torch.empty(B, DV, device=q.device, dtype=torch.float32)
+    if B == 0:
+        return rp, rs
+    p2 = triton.next_power_of_2
+    _table_read_kernel[(B,)](q.float().contiguous(), probes.contiguous(), mem_keys, mem_values,
+                             mem_valid.view(torch.uint8), rp, rs, NB, W, DK, DV, PS, plain_probes * W,
+                             float(DK ** -0.5), BS=p2(PS * W), BK=p2(DK), BV=p2(DV),
+                             num_warps=4 if PS * W <= 64 else 8)
+    return rp, rs
+
+
+@triton.jit
+def _table_write_kernel(keys_ptr, values_ptr, util_ptr, age_ptr, valid_ptr,
+                        bucket_ptr, k_ptr, v_ptr, u_ptr, pos_ptr, write_ptr, clear_ptr,
+                        wslot_ptr, cslot_ptr, NB, W, DK, DV, threshold,
+                        BW: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr):
+    b = tl.program_id(0)
+    ow = tl.arange(0, BW)
+    ok = tl.arange(0, BK)
+    ov = tl.arange(0, BV)
+    mw, mk, mv = ow < W, ok < DK, ov < DV
+    nb = tl.load(bucket_ptr + b)
+    slot0 = (b * NB + nb) * W
+    valid = (tl.load(valid_ptr + slot0 + ow, mask=mw, other=0) != 0) & mw
+    bk = tl.load(keys_ptr + (slot0 + ow)[:, None] * DK + ok[None, :], mask=mw[:, None] & mk[None, :], other=0.0)
+    bk = bk.to(tl.float32)
+    k = tl.load(k_ptr + b * DK + ok, mask=mk, other=0.0).to(tl.float32)
+    # cosine as F.normalize does it: x / max(|x|, 1e-12)
+    bn = tl.maximum(tl.sqrt(tl.sum(bk * bk, axis=1)), 1e-12)
+    kn = tl.maximum(tl.sqrt(tl.sum(k * k, axis=0)), 1e-12)
+    cos = tl.sum((bk / bn[:, None]) * (k / kn)[None, :], axis=1)
+    cos = tl.where(valid, cos, float("-inf"))
+    best_cos = tl.max(cos, axis=0)
+    best_way = tl.min(tl.where(cos == best_cos, ow, BW), axis=0)  # first maximum
+    empty = (~valid) & mw
+    any_empty = tl.sum(empty.to(tl.int32), axis=0) > 0
+    first_empty = tl.min(tl.where(empty, ow, BW), axis=0)
+    util = tl.load(util_ptr + slot0 + ow, mask=mw, other=float("inf"))
+    age = tl.load(age_ptr + slot0 + ow, mask=mw, other=0)
+    lowest = (util == tl.min(util, axis=0)) & mw
+    big = 9223372036854775807
+    age_l = tl.where(lowest, age, big)
+    min_age = tl.min(age_l, axis=0)
+    evict = tl.min(tl.where(lowest & (age_l == min_age), ow, BW), axis=0)
+    way = tl.where(best_cos >= threshold, best_way, tl.where(any_empty, first_empty, evict))
+    do_write = tl.load(write_ptr + b) != 0
+    any_valid = tl.sum(valid.to(tl.int32), axis=0) > 0
+    do_clear = (tl.load(clear_ptr + b) != 0) & any_valid
+    way = tl.where(do_clear, best_way, way)
+    touched = do_write | do_clear
+    slot = slot0 + way
+    # the touched slot gets the new entry on a write, zeros on a clear; otherwise its old
+    # contents are stored back (one program per row, so nothing else writes there)
+    old_k = tl.load(keys_ptr + slot * DK + ok, mask=mk, other=0.0)
+    new_k = tl.where(do_write, k, 0.0)
+    tl.store(keys_ptr + slot * DK + ok, tl.where(touched, new_k, old_k), mask=mk)
+    old_v = tl.load(values_ptr + slot * DV + ov, mask=mv, other=0.0)
+    new_v = tl.where(do_write, tl.load(v_ptr + b * DV + ov, mask=mv, other=0.0).to(tl.float32), 0.0)
+    tl.store(values_ptr + slot * DV + ov, tl.where(touched, new_v, old_v), mask=mv)
+    new_u = tl.where(do_write, tl.load(u_ptr + b).to(tl.float32), 0.0)
+    tl.store(util_ptr + slot, tl.where(touched, new_u, tl.load(util_ptr + slot)))
+    new_a = tl.where(do_write, tl.load(pos_ptr + b), 0)
+    tl.store(age_ptr + slot, tl.where(touched, new_a, tl.load(age_ptr + slot)))
+    old_valid = tl.load(valid_ptr + slot)
+    tl.store(valid_ptr + slot, tl.where(touched, do_write.to(tl.uint8), old_valid))
+    tl.store(wslot_ptr + b * 2, tl.where(do_write, nb, -1))
+    tl.store(wslot_ptr + b * 2 + 1, tl.where(do_write, way.to(tl.int64), -1))
+    tl.store(cslot_ptr + b * 2, tl.where(do_clear, nb, -1))
+    tl.store(cslot_ptr + b * 2 + 1, tl.where(do_clear, way.to(tl.int64), -1))
+
+
+def table_write_(mem_keys: torch.Tensor, mem_values: torch.Tensor, mem_utility: torch.Tensor,
+                 mem_age: torch.Tensor, mem_valid: torch.Tensor, bucket: torch.Tensor, k: torch.Tensor,
+                 v: torch.Tensor, utility: torch.Tensor, pos: torch.Tensor, do_write: torch.Tensor,
+                 clear: torch.Tensor, threshold: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The decode write / clear / evict of one token for a batch, in place on the table.
+
+    Tables as in VMState (keys [B,NB,W,dk] f32, values [B,NB,W,dv] f32, utility [B,NB,W] f32,
+    age [B,NB,W] int64, valid [B,NB,W] bool; all contiguous). bucket [B] long (the write bucket);
+    k [B,dk], v [B,dv], utility [B], pos [B] long, do_write / clear [B] bool.
+    Policy (engine.vm.memory's): the valid way of highest cosine if >= threshold, else the
+    first empty way, else the lowest utility (oldest age breaks ties); a clear empties the
+    valid way of highest cosine. Returns (write_slot [B,2], cleared_slot [B,2]) long, -1 = none.
+    """
+    B, NB, W, DK = mem_keys.shape
+    DV = mem_values.shape[-1]
+    wslot = torch.empty(B, 2, device=k.device, dtype=torch.long)
+    cslot = torch.empty(B, 2, device=k.device, dtype=torch.long)
+    if B == 0:
+        return wslot, cslot
+    for name, t in (("mem_keys", mem_keys), ("mem_values", mem_values), ("mem_utility", mem_utility),
+                    ("mem_age", mem_age), ("mem_valid", mem_valid)):
+        if not t.is_contiguous():
+            raise ValueError(f"table_write_: {name} must be contiguous (it is written in place)")
+    p2 = triton.next_power_of_2
+    _table_write_kernel[(B,)](mem_keys, mem_values, mem_utility, mem_age, mem_valid.view(torch.uint8),
+                              bucket.contiguous(), k.float().contiguous(), v.float().contiguous(),
+                              utility.float().contiguous(), pos.contiguous(),
+                              do_write.to(torch.uint8).contiguous(), clear.to(torch.uint8).contiguous(),
+                              wslot, cslot, NB, W, DK, DV, float(threshold),
+                              BW=p2(W), BK=p2(DK), BV=p2(DV), num_warps=1)
+    return wslot, cslot

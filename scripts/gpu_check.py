@@ -1,0 +1,519 @@
+#!/usr/bin/env python3
+"""One run on a borrowed GPU: checks first, timings second, a short table last.
+
+    python3 scripts/gpu_check.py LOGDIR [--budget SECONDS]
+
+1. checks: each Triton twin against its naive reference on CUDA (outputs and every
+   gradient; float32, and bfloat16 inputs where the model may feed them), the whole
+   model with MOSAIC_KERNELS=triton against naive (forward logits, step logits, state),
+   and each fast decode path against model.step;
+2. timings: kernels (reference vs twin, bandwidth share), decoding at batch 1 and 64
+   (eager, graphed naive, fast path), training tokens/s against a windowed SDPA
+   transformer;
+3. a table with the GPU's name.
+
+Every section runs in its own try/except: a failure is logged and the run goes on.
+LOGDIR receives gpu_check.log (everything), results.json (every row) and table.txt.
+Runs with the GPU machine's own python3 (torch + triton; no mosaic_cli imports).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+DRY = "--dry-run" in sys.argv  # exercise the script on a CPU: interpreter, tiny sizes, no timings
+if DRY:
+    os.environ["TRITON_INTERPRET"] = "1"
+else:
+    os.environ.pop("TRITON_INTERPRET", None)
+PRESET = "tiny" if DRY else "default"
+
+import torch  # noqa: E402
+
+T0 = time.time()
+LOG = None
+RESULTS: dict = {"checks": [], "rows": [], "errors": [], "notes": []}
+
+
+def log(msg: str = "") -> None:
+    line = f"[{time.time() - T0:6.1f}s] {msg}"
+    print(line, flush=True)
+    if LOG is not None:
+        LOG.write(line + "\n")
+        LOG.flush()
+
+
+OUT_DIR: Path | None = None
+
+
+def section(name: str, fn, *args, **kwargs):
+    log(f"== {name}")
+    try:
+        return fn(*args, **kwargs)
+    except Exception as e:  # keep going: one broken part must not hide the rest
+        log(f"!! {name} failed: {type(e).__name__}: {e}")
+        LOG.write(traceback.format_exc())
+        RESULTS["errors"].append(f"{name}: {type(e).__name__}: {str(e)[:300]}")
+        return None
+    finally:  # what was measured so far survives a kill
+        if OUT_DIR is not None:
+            (OUT_DIR / "results.json").write_text(json.dumps(RESULTS, indent=1, default=str))
+
+
+def check(name: str, actual: torch.Tensor, expected: torch.Tensor, ratio: float) -> bool:
+    from kernels.testing import error_ratio
+
+    a, e = actual.detach().float(), expected.detach().float()
+    finite = bool(torch.isfinite(a).all() or not torch.isfinite(e).all())
+    err = error_ratio(a, e) if a.shape == e.shape else float("inf")
+    ok = finite and err <= ratio
+    RESULTS["checks"].append({"name": name, "ok": ok, "err": err, "tol": ratio})
+    log(f"   {'ok ' if ok else 'BAD'} {name}: rms ratio {err:.2e} (tol {ratio:.0e}){'' if finite else ' NON-FINITE'}")
+    return ok
+
+
+# ---------------------------------------------------------------------------------- checks
+def check_scan(dev):
+    from kernels.scan import naive, triton as tw
+
+    cases = [(1, 1, 5, torch.float32), (3, 257, 256, torch.float32),
+             (16, 512, 256, torch.float32), (4, 300, 256, torch.bfloat16)]
+    if DRY:
+        cases = [(1, 1, 5, torch.float32), (2, 9, 7, torch.float32)]
+    for (B, T, N, dtype) in cases:
+        a = (torch.rand(1, 1, N, device=dev) * 0.5 + 0.5).requires_grad_()
+        b = torch.randn(B, T, N, device=dev, dtype=dtype).requires_grad_()
+        h0 = torch.randn(B, N, device=dev).requires_grad_()
+        cot = torch.randn(B, T, N, device=dev)
+        out = tw.linear_scan(a, b, h0)
+        g = torch.autograd.grad((out * cot).sum(), (a, b, h0))
+        bf = b.detach().float().requires_grad_()
+        ref = naive.linear_scan_loop(a, bf, h0) if T <= 64 else naive.linear_scan(a, bf, h0)
+        rg = torch.autograd.grad((ref * cot).sum(), (a, bf, h0))
+        tol = 1e-4
+        tag = f"scan B{B} T{T} N{N} {str(dtype)[6:]}"
+        check(f"{tag} h", out, ref, tol)
+        for n, x, y in zip(("da", "db", "dh0"), g, rg):
+            # a gradient w.r.t. a bf16 input is itself rounded to bf16 (8 bits of mantissa)
+            check(f"{tag} {n}", x, y, 1e-2 if x.dtype == torch.bfloat16 else tol)
+
+
+def check_read(dev):
+    from kernels.memory import naive, triton as tw
+
+    cases = [(1, 1, 3, 5, torch.float32), (7, 64, 32, 64, torch.float32),
+             (4096, 64, 32, 64, torch.float32), (333, 256, 32, 64, torch.float32),
+             (512, 64, 32, 64, torch.bfloat16)]
+    if DRY:
+        cases = [(1, 1, 3, 5, torch.float32), (3, 9, 5, 6, torch.float32)]
+    for (N, S, dk, dv, dtype) in cases:
+        q = torch.randn(N, dk, device=dev, dtype=dtype).requires_grad_()
+        k = torch.randn(N, S, dk, device=dev, dtype=dtype).requires_grad_()
+        v = torch.randn(N, S, dv, device=dev, dtype=dtype).requires_grad_()
+        mask = torch.rand(N, S, device=dev) > 0.3
+        mask[0] = False
+        cot = torch.randn(N, dv, device=dev)
+        out = tw.read_slots(q, k, v, mask)
+        g = torch.autograd.grad((out * cot).sum(), (q, k, v))
+        qf, kf, vf = (x.detach().float().requires_grad_() for x in (q, k, v))
+        ref = naive.read_slots(qf, kf, vf, mask)
+        rg = torch.autograd.grad((ref * cot).sum(), (qf, kf, vf))
+        tag = f"read N{N} S{S} {str(dtype)[6:]}"
+        tol = 1e-4
+        check(f"{tag} r", out, ref, tol)
+        for n, x, y in zip(("dq", "dkeys", "dvalues"), g, rg):
+            check(f"{tag} {n}", x.float(), y, 1e-2 if x.dtype == torch.bfloat16 else tol)
+
+
+def check_memory_step(dev):
+    """The decode memory step on the Triton table kernels against Memory.step_, with full
+    buckets, evictions, overwrites and clears, at batch 1 and 64."""
+    from engine.vm import ModelConfig
+    from engine.vm.fastpath import triton_memory_step_
+    from engine.vm.memory import Memory
+    from engine.vm.state import VMState
+
+    cfg = ModelConfig.preset(PRESET).replace(buckets=4, probes=2, scan_probes=4)
+    torch.manual_seed(0)
+    mem = Memory(cfg.d_model, cfg.buckets, cfg.ways, cfg.key_dim, cfg.value_dim, cfg.probes,
+                 cfg.scan_probes, cfg.match_threshold).to(dev)
+    for B in ((1, 3) if DRY else (1, 64)):
+        ref = VMState.empty(cfg, B, device=dev).layers[0]
+        got = VMState.empty(cfg, B, device=dev).layers[0]
+        rows = torch.arange(B, device=dev)
+        worst, bad = 0.0, []
+        for t in range(12 if DRY else 60):
+            q, k = torch.randn(B, cfg.key_dim, device=dev), torch.randn(B, cfg.key_dim, device=dev)
+            if t % 4 == 3:
+                k = ref.mem_keys[rows, 0, 0] + 1e-3 * k
+            v = torch.randn(B, cfg.value_dim, device=dev)
+            u = torch.rand(B, device=dev)
+            pos = torch.full((B,), t, dtype=torch.long, device=dev)
+            op = torch.randint(0, 4, (B,), device=dev)
+            write = (op >= 1) if t < 40 else (op == 2)
+            clear = (op == 0) & (t >= 40)
+            with torch.no_grad():
+                M1, i1 = mem.step_(ref, q, k, v, u, pos, (op == 1).float(), (op == 3).float(), write, clear, None)
+                M2, i2 = triton_memory_step_(mem, got, q, k, v, u, pos, (op == 1).float(), (op == 3).float(),
+                                             write, clear, None)
+            from kernels.testing import error_ratio
+            worst = max(worst, error_ratio(M2, M1))
+            for name in ("read_buckets", "write_slot", "cleared_slot"):
+                if not torch.equal(i1[name], i2[name]):
+                    bad.append(f"{name}@{t}")
+            for name, a in ref.tensors().items():
+                b = got.tensors()[name]
+                if (not torch.allclose(a.float(), b.float(), atol=1e-5)) if a.is_floating_point() else not torch.equal(a, b):
+                    bad.append(f"{name}@{t}")
+        ok = worst <= 1e-4 and not bad
+        RESULTS["checks"].append({"name": f"memory step B{B}", "ok": ok, "err": worst, "bad": bad[:5]})
+        log(f"   {'ok ' if ok else 'BAD'} memory step B{B}: M rms ratio {worst:.2e}{'; ' + ', '.join(bad[:5]) if bad else ''}")
+
+
+def check_extra_twins(dev):
+    """Any further twin exposing a ``gpu_selfcheck(device) -> list[(name, actual, expected, tol)]``."""
+    import importlib
+    import pkgutil
+
+    import kernels
+    for mod in pkgutil.iter_modules(kernels.__path__):
+        if not mod.ispkg or mod.name in ("scan",):
+            continue
+        try:
+            tw = importlib.import_module(f"kernels.{mod.name}.triton")
+        except Exception as e:
+            log(f"   kernels.{mod.name}.triton: not importable ({type(e).__name__}: {e})")
+            continue
+        fn = getattr(tw, "gpu_selfcheck", None)
+        if fn is None:
+            continue
+        for name, a, e, tol in fn(dev):
+            check(f"{mod.name}: {name}", a, e, tol)
+
+
+def build_model(dev, spread=False):
+    from engine.vm import ModelConfig, MosaicLM
+
+    torch.manual_seed(0)
+    net = MosaicLM(ModelConfig.preset(PRESET)).to(dev).eval()
+    if spread:  # spread the heads so every opcode occurs and reads move the logits
+        with torch.no_grad():
+            for blk in net.blocks:
+                blk.proj.weight.mul_(20.0)
+                if blk.memory is not None:
+                    blk.memory.out.weight.mul_(50.0)
+    return net
+
+
+def busy_teacher(B, T, cfg, dev):
+    from engine.vm import Teacher
+
+    g = torch.Generator().manual_seed(4)
+    weights = torch.tensor([1, 3, 6, 1.5, 0.5, 0.5, 0.5, 1.5, 1, 0.5])
+    ops = torch.multinomial(weights, B * T, replacement=True, generator=g).view(B, T)
+    bucket = torch.randint(0, cfg.buckets, (B, T), generator=g)
+    return Teacher(opcodes=ops.to(dev), write_gate=torch.ones(B, T, dtype=torch.long, device=dev),
+                   bucket=bucket.to(dev))
+
+
+def _with_mode(mode, fn):
+    from engine.bench.decode import kernels_mode
+    with kernels_mode(mode):
+        return fn()
+
+
+def check_model(dev):
+    """Teacher-forced opcodes and buckets, so float rounding cannot flip a decision."""
+    net = build_model(dev, spread=True)
+    B, T = (2, 12) if DRY else (3, 96)
+    ids = torch.randint(0, 256, (B, T), device=dev)
+    teacher = busy_teacher(B, T, net.config, dev)
+    with torch.no_grad():
+        outs = {m: _with_mode(m, lambda: net(ids, teacher=teacher)) for m in ("naive", "triton")}
+    check("model forward logits triton vs naive", outs["triton"].logits, outs["naive"].logits, 1e-4)
+    sn, st = outs["naive"].state.named_tensors(), outs["triton"].state.named_tensors()
+    for k in sn:
+        if sn[k].is_floating_point():
+            check(f"forward state {k}", st[k], sn[k], 1e-4)
+        else:
+            same = torch.equal(st[k], sn[k])
+            RESULTS["checks"].append({"name": f"forward state {k}", "ok": same})
+            if not same:
+                log(f"   BAD forward state {k} differs")
+    # stepping through the same ids on both backends
+    states, logits = {}, {}
+    with torch.no_grad():
+        for m in ("naive", "triton"):
+            def run():
+                s = net.init_state(B, device=dev)
+                ls = [net.step(ids[:, t], s, teacher.at(t)).logits for t in range(min(T, 32))]
+                return s, torch.stack(ls, 1)
+            states[m], logits[m] = _with_mode(m, run)
+    check("model step logits triton vs naive", logits["triton"], logits["naive"], 1e-4)
+    check("step vs forward logits (naive)", logits["naive"], outs["naive"].logits[:, :min(T, 32)], 1e-4)
+    # training gradients on both backends
+    grads = {}
+    for m in ("naive", "triton"):
+        net.zero_grad(set_to_none=True)
+        def run():
+            out = net(ids, teacher=teacher)
+            out.logits.float().square().mean().backward()
+        _with_mode(m, run)
+        grads[m] = {n: p.grad.detach().clone() for n, p in net.named_parameters() if p.grad is not None}
+    worst = max(((n, __import__("kernels.testing", fromlist=["x"]).error_ratio(grads["triton"][n], g))
+                 for n, g in grads["naive"].items()), key=lambda x: x[1])
+    ok = worst[1] <= 1e-3
+    RESULTS["checks"].append({"name": "model grads triton vs naive (worst)", "ok": ok, "err": worst[1], "param": worst[0]})
+    log(f"   {'ok ' if ok else 'BAD'} model grads triton vs naive: worst {worst[0]} rms ratio {worst[1]:.2e}")
+    net.zero_grad(set_to_none=True)
+
+
+def check_fastpath(dev):
+    """Each fast path against eager model.step (naive kernels), free running, 24 tokens."""
+    from engine.vm import fastpath
+
+    net = build_model(dev, spread=True)
+    prefs = [None, "fused-eager"] if DRY else ["graph", "triton-graph", "fused-eager", "fused"]
+    for B in ((1, 2) if DRY else (1, 64)):
+        for prefer in prefs:
+            try:
+                _check_one_fastpath(net, dev, B, prefer)
+            except Exception as e:
+                log(f"   !! fast path {prefer} B{B}: {type(e).__name__}: {e}")
+                LOG.write(traceback.format_exc())
+                RESULTS["checks"].append({"name": f"fast path {prefer} B{B}", "ok": False, "err": str(e)[:200]})
+
+
+def _check_one_fastpath(net, dev, B, prefer):
+    from engine.bench.decode import kernels_mode
+    from engine.vm import fastpath
+
+    ids = torch.randint(0, 256, (24, B), device=dev)
+    with torch.no_grad(), kernels_mode("naive"):
+        ref_state = net.init_state(B, device=dev)
+        ref = torch.stack([net.step(ids[t], ref_state).logits for t in range(24)])
+        if prefer == "fused-eager":
+            fast = fastpath.FusedStep(net, net.init_state(B, device=dev))
+        else:
+            fast = fastpath.fast_stepper(net, net.init_state(B, device=dev), prefer=prefer)
+        got = torch.stack([fast.step(ids[t]).logits.clone() for t in range(24)])
+    check(f"fast path ({fast.name}) logits B{B}", got, ref, 1e-4)
+    rs, fs = ref_state.named_tensors(), fast.state.named_tensors()
+    bad = [k for k in rs if not (torch.allclose(fs[k].float(), rs[k].float(), rtol=1e-3, atol=1e-4))]
+    RESULTS["checks"].append({"name": f"fast path ({fast.name}) state B{B}", "ok": not bad, "bad": bad[:5]})
+    log(f"   {'ok ' if not bad else 'BAD'} fast path ({fast.name}) state B{B}{'' if not bad else ': ' + ', '.join(bad[:5])}")
+
+
+# ---------------------------------------------------------------------------------- timings
+def time_report(fn, *args, **kwargs):
+    rep = fn(*args, **kwargs)
+    for n in rep.notes:
+        log(f"   note: {n}")
+        RESULTS["notes"].append(f"{rep.title}: {n}")
+    for r in rep.rows:
+        log("   " + json.dumps(r, default=lambda x: round(x, 4) if isinstance(x, float) else str(x)))
+        RESULTS["rows"].append({"bench": rep.title.split()[-1], **r})
+    return rep
+
+
+def _fused_breakdown(dev):
+    """Device time of each fused kernel kind (all layers), each captured alone in a CUDA graph."""
+    from engine.bench.common import Report
+    from engine.bench.decode import load_bench_model
+    from engine.bench.timing import median_seconds
+    from engine.vm import fastpath
+    from kernels.decode import triton as kd
+
+    rep = Report("mosaic bench fused", torch.cuda.get_device_name(dev))
+    net = load_bench_model(None, dev)
+    for B in (1, 64):
+        fs = fastpath.FusedStep(net, net.init_state(B, device=dev))
+        ids = torch.randint(0, 256, (B,), device=dev)
+        st, x, y = fs.state, fs.x[0], fs.x[1]
+        fs.run(ids)
+        lays = list(zip(fs.layers, st.layers))
+        parts = {
+            "embed": lambda: torch.index_select(net.embed.weight, 0, ids, out=x),
+            "decode_in (all layers)": lambda: [kd.decode_in(x, l["blk"].norm, l["blk"].conv[:, 0, :], ls.conv, l["w_cat"],
+                                                            l["b_cat"], l["n_proj"], l["blk"].eps, l["a"], fs.u,
+                                                            block_n=fs.bn_in) for l, ls in lays],
+            "decode_mid (all layers)": lambda: [kd.decode_mid(l["a"], ls.registers, l["lam"], l["blk"].mlp_out.weight,
+                                                              l["blk"].mlp_out.bias, l["blk"].registers.readout.weight,
+                                                              l["n_proj"], l["ri0"], fs.local, fs.reg, fs.snew,
+                                                              block_n=fs.bn_mid) for l, ls in lays],
+            "decode_out (all layers)": lambda: [kd.decode_out(i, x, l["a"], fs.local, fs.reg, fs.snew, fs.u, y, ls,
+                                                              st.position, l["mem"], l["offsets"], fs.outs)
+                                                for i, (l, ls) in enumerate(lays)],
+            "head": lambda: kd.decode_head(x, net.norm, net.head.weight, net.config.norm_eps, fs.logits),
+            "whole step": lambda: fs.run(ids),
+        }
+        for name, fn in parts.items():
+            with torch.no_grad():
+                fn()
+                torch.cuda.synchronize()
+                g = torch.cuda.CUDAGraph()
+                with torch.cuda.graph(g):
+                    fn()
+            t = median_seconds(g.replay, dev, warmup=3, iters=50)
+            rep.rows.append({"path": f"fused {name}", "batch": B, "tokens_per_s": B / t, "us_per_step": t * 1e6})
+    return rep
+
+
+def _decode_base(dev):
+    from engine.bench.decode import bench_decode
+
+    rep = bench_decode(dev, model="base", tokens=200)
+    for r in rep.rows:
+        r["path"] = f"base: {r['path']}"
+    rep.title = "mosaic bench decode-base"
+    return rep
+
+
+def _compiled_decode(dev):
+    """Only the torch.compile + CUDA graph rows (its own report, after everything else)."""
+    from engine.bench.common import Report
+    from engine.bench.decode import _row, _time_stepper, kernels_mode, load_bench_model
+    from engine.vm import fastpath
+
+    rep = Report("mosaic bench decode", torch.cuda.get_device_name(dev))
+    net = load_bench_model(None, dev)
+    for B in (1, 64):
+        with kernels_mode("naive"):
+            c = fastpath.CompiledGraphedStep(net, net.init_state(B, device=dev))
+        t = _time_stepper(c.step, B, dev, 200)
+        base = [r for r in RESULTS["rows"] if r.get("path") == "graphed naive" and r.get("batch") == B]
+        extra = {"vs_graphed_naive": base[0]["us_per_step"] * 1e-6 / t} if base else {}
+        rep.rows.append(_row(f"fast ({c.name})", B, t, **extra))
+    return rep
+
+
+def main():
+    global LOG
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("logdir")
+    ap.add_argument("--budget", type=float, default=230.0, help="seconds; timing sections are skipped past it")
+    ap.add_argument("--skip-train", action="store_true")
+    ap.add_argument("--compile", action="store_true", help="also time torch.compile + CUDA graph decode (slow to build)")
+    ap.add_argument("--dry-run", action="store_true", help="on a CPU: the checks through Triton's interpreter, tiny sizes")
+    args = ap.parse_args()
+    global OUT_DIR
+    out = Path(args.logdir)
+    out.mkdir(parents=True, exist_ok=True)
+    OUT_DIR = out
+    LOG = open(out / "gpu_check.log", "w")
+    if DRY:
+        dev = torch.device("cpu")
+        torch.set_num_threads(1)
+    elif not torch.cuda.is_available():
+        log("no CUDA device: nothing to check here (use --dry-run on a CPU)")
+        return 2
+    else:
+        dev = torch.device("cuda")
+        torch.backends.cuda.matmul.allow_tf32 = False  # checks in true float32
+        torch.backends.cudnn.allow_tf32 = False
+    import triton
+    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu (dry run)"
+    RESULTS["gpu"] = name
+    log(f"GPU {name}; torch {torch.__version__}; triton {triton.__version__}")
+    from engine.bench.timing import copy_bandwidth
+    bw = section("copy bandwidth", copy_bandwidth, dev)
+    if bw:
+        RESULTS["copy_bw_GBps"] = bw / 1e9
+        log(f"   copy bandwidth {bw / 1e9:,.0f} GB/s")
+
+    section("check scan twin", check_scan, dev)
+    section("check read twin", check_read, dev)
+    section("check memory step twin", check_memory_step, dev)
+    section("check other twins", check_extra_twins, dev)
+    section("check model triton vs naive", check_model, dev)
+    section("check fast decode paths", check_fastpath, dev)
+    if DRY:
+        (out / "results.json").write_text(json.dumps(RESULTS, indent=1, default=str))
+        print("\n" + summary_table(RESULTS))
+        return 0 if all(c["ok"] for c in RESULTS["checks"]) else 1
+    torch.cuda.synchronize()
+
+    def left():
+        return args.budget - (time.time() - T0)
+
+    from engine.bench.kernels import bench_kernels
+    from engine.bench.decode import bench_decode
+    from engine.bench.train import bench_train
+    section("time kernels", time_report, bench_kernels, dev)
+    if left() > 40:
+        section("time decode", time_report, bench_decode, dev, tokens=200)
+    else:
+        log("skipping decode timing: out of budget")
+    if left() > 30 and not args.skip_train:
+        section("time train", time_report, bench_train, dev)
+    else:
+        log("skipping train timing: out of budget")
+    if left() > 45:
+        section("time fused kernels one by one", time_report, _fused_breakdown, dev)
+    if left() > 60:  # the ~3M-parameter preset, the size of the issue's anchors
+        section("time decode (base preset)", time_report, _decode_base, dev)
+
+    if args.compile and left() > 120:
+        section("time decode, torch.compile + graph", time_report, _compiled_decode, dev)
+    elif args.compile:
+        log("skipping the compiled decode path: out of budget")
+
+    (out / "results.json").write_text(json.dumps(RESULTS, indent=1, default=str))
+    table = summary_table(RESULTS)
+    (out / "table.txt").write_text(table + "\n")
+    log("done")
+    print("\n" + table)
+    return 0 if not RESULTS["errors"] and all(c["ok"] for c in RESULTS["checks"]) else 1
+
+
+def targets(res: dict) -> list[str]:
+    """The issue's targets against the best measured decode path (one line each)."""
+    out = []
+    for bench in ("decode", "decode-base"):
+        dec = [r for r in res["rows"] if r["bench"] == bench and "fast" in str(r.get("path", ""))]
+        b1 = [r for r in dec if r["batch"] == 1]
+        if b1:
+            best = min(b1, key=lambda r: r["us_per_step"])
+            out.append(f"target {bench} b1 <= 70 us/token: {best['us_per_step']:.1f} us ({best['path']}); "
+                       f">= 10x graphed naive: {best.get('vs_graphed_naive', float('nan')):.1f}x")
+        b64 = [r for r in dec if r["batch"] == 64]
+        if b64:
+            best = max(b64, key=lambda r: r["tokens_per_s"])
+            out.append(f"target {bench} b64 >= 500,000 tokens/s: {best['tokens_per_s']:,.0f} ({best['path']})")
+    tr = [r for r in res["rows"] if r["bench"] == "train" and "vs_window" in r]
+    if tr:
+        best = max(tr, key=lambda r: r["vs_window"])
+        out.append(f"target train >= windowed SDPA transformer: {best['vs_window']:.2f}x ({best['path']})")
+    return out
+
+
+def summary_table(res: dict) -> str:
+    lines = [f"GPU: {res.get('gpu', '?')}   copy bandwidth: {res.get('copy_bw_GBps', 0):,.0f} GB/s"]
+    checks = res["checks"]
+    bad = [c["name"] for c in checks if not c["ok"]]
+    lines.append(f"checks: {len(checks) - len(bad)}/{len(checks)} ok" + (f"; FAILED: {', '.join(bad[:8])}" if bad else ""))
+    lines.append(f"{'bench':11} {'path':36} {'batch':>6} {'tokens/s':>12} {'us/step':>9}  ratios")
+    for r in res["rows"]:
+        ratio = ""
+        for k in ("speedup", "vs_graphed_naive", "vs_step", "vs_window", "bw_share"):
+            if k in r and r[k] is not None:
+                ratio += f"{k}={r[k]:.3g} "
+        label = r.get("path", "") if r["bench"] != "kernels" else f"{r.get('op')} {r.get('path')}"
+        us = r.get("us_per_step", r.get("triton_us", r.get("naive_us", r.get("ms_per_step", 0) * 1e3)))
+        lines.append(f"{r['bench']:11} {label[:36]:36} {r.get('batch', ''):>6} {r.get('tokens_per_s', 0):>12,.0f} "
+                     f"{us:>9.1f}  {ratio}")
+    lines.extend(targets(res))
+    for e in res["errors"]:
+        lines.append(f"error: {e[:160]}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

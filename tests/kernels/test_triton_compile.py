@@ -1,0 +1,99 @@
+"""Every Triton kernel compiles for a Hopper GPU (sm_90) at the default model's sizes.
+
+The interpreter runs kernels as NumPy, so it misses what only the compiler rejects
+(types that do not unify across branches, unsupported ops). Triton's wheel carries
+the NVIDIA backend and ptxas, so compiling ahead of time needs no GPU.
+"""
+import json
+import os
+import subprocess
+import sys
+
+import triton
+from triton.backends.compiler import GPUTarget
+from triton.compiler import ASTSource
+
+from kernels.decode import triton as kd
+from kernels.memory import triton as km
+from kernels.scan import triton as ks
+
+F, I64P, U8P, I8P = "*fp32", "*i64", "*u8", "*i8"
+
+
+def _ints(*names):
+    return {n: "i32" for n in names}
+
+
+_READ = dict(q_ptr=F, k_ptr=F, v_ptr=F, mask_ptr=I8P, out_ptr=F, lse_ptr=F, **_ints("S", "DK", "DV"), scale="fp32")
+_READ_BWD = dict(q_ptr=F, k_ptr=F, v_ptr=F, mask_ptr=I8P, lse_ptr=F, dout_ptr=F, dq_ptr=F, dk_ptr=F, dv_ptr=F,
+                 **_ints("S", "DK", "DV"), scale="fp32")
+_SCAN_BWD = dict(a_ptr=F, h0_ptr=F, out_ptr=F, gout_ptr=F, db_ptr=F, da_ptr=F, dh0_ptr=F, **_ints("T", "N", "sab", "sat"))
+_OUT = dict(x_ptr=F, a_ptr=F, local_ptr=F, reg_ptr=F, snew_ptr=F, u_ptr=F, y_ptr=F, regs_ptr=F, convbuf_ptr=F,
+            prevkey_ptr=F, ledger_ptr=I64P, pos_ptr=I64P, mkeys_ptr=F, mvals_ptr=F, mutil_ptr=F, mage_ptr=I64P,
+            mvalid_ptr=U8P, routw_ptr=F, routb_ptr=F, outw_ptr=F, op_ptr=I64P, rb_ptr=I64P, ws_ptr=I64P, cs_ptr=I64P,
+            ent_ptr=F, delta_ptr=I64P,
+            **_ints("layer", "L", "D", "KR", "KC", "NA", "OQ", "OKN", "OV", "OOP", "OG", "OU", "OC", "OF",
+                    "NB", "W", "DK", "DV", "P", "PS"), threshold="fp32", scale="fp32")
+
+# (name, kernel, signature without constexprs, constexprs, num_warps) at the "base" preset's sizes
+# (d 256, 256 buckets x 8 ways, dk 32, dv 64, 32 scan probes), plus the "default" preset's decode_out
+KERNELS = [
+    ("scan_fwd", ks._scan_fwd_kernel, dict(a_ptr=F, b_ptr=F, h0_ptr=F, out_ptr=F, **_ints("T", "N", "sab", "sat")),
+     dict(HAS_H0=True, BLOCK=128), 4),
+    ("scan_bwd", ks._scan_bwd_kernel, _SCAN_BWD, dict(HAS_H0=True, A_TIME_CONST=True, BLOCK=128), 4),
+    ("scan_bwd_full_a", ks._scan_bwd_kernel, _SCAN_BWD, dict(HAS_H0=False, A_TIME_CONST=False, BLOCK=128), 4),
+    ("read_fwd", km._read_fwd_kernel, _READ, dict(BS=64, BK=32, BV=64), 4),
+    ("read_fwd_scan", km._read_fwd_kernel, _READ, dict(BS=256, BK=32, BV=64), 8),
+    ("read_bwd", km._read_bwd_kernel, _READ_BWD, dict(BS=64, BK=32, BV=64), 4),
+    ("table_read", km._table_read_kernel,
+     dict(q_ptr=F, probes_ptr=I64P, keys_ptr=F, values_ptr=F, valid_ptr=U8P, rp_ptr=F, rs_ptr=F,
+          **_ints("NB", "W", "DK", "DV", "PS", "PW"), scale="fp32"), dict(BS=256, BK=32, BV=64), 8),
+    ("table_write", km._table_write_kernel,
+     dict(keys_ptr=F, values_ptr=F, util_ptr=F, age_ptr=I64P, valid_ptr=U8P, bucket_ptr=I64P, k_ptr=F, v_ptr=F,
+          u_ptr=F, pos_ptr=I64P, write_ptr=U8P, clear_ptr=U8P, wslot_ptr=I64P, cslot_ptr=I64P,
+          **_ints("NB", "W", "DK", "DV"), threshold="fp32"), dict(BW=8, BK=32, BV=64), 1),
+    ("decode_in", kd._decode_in_kernel,
+     dict(x_ptr=F, norm_ptr=F, convw_ptr=F, convbuf_ptr=F, w_ptr=F, b_ptr=F, out_ptr=F, u_ptr=F,
+          **_ints("B", "D", "NP", "NA", "KC"), eps="fp32"), dict(BD=256, BN=32, ROWS=8), 4),
+    ("decode_mid", kd._decode_mid_kernel,
+     dict(a_ptr=F, regs_ptr=F, lam_ptr=F, mlpw_ptr=F, mlpb_ptr=F, row_w_ptr=F, local_ptr=F, reg_ptr=F, snew_ptr=F,
+          **_ints("B", "D", "HID", "NA", "NP", "RI0", "KR")), dict(BN=8, BH=1024, BKR=256, ROWS=8), 4),
+    ("decode_out_memory", kd._decode_out_kernel, _OUT,
+     dict(HAS_MEM=True, BD=256, BKR=256, BNB=256, BS=256, BPS=32, BP=8, BW=8, BK=32, BV=64, BKC=4), 8),
+    ("decode_out_memory_default", kd._decode_out_kernel, _OUT,  # the "default" preset (d 128, 64 buckets)
+     dict(HAS_MEM=True, BD=128, BKR=128, BNB=64, BS=128, BPS=16, BP=4, BW=8, BK=32, BV=64, BKC=4), 8),
+    ("decode_out_plain", kd._decode_out_kernel, _OUT,
+     dict(HAS_MEM=False, BD=256, BKR=256, BNB=1, BS=1, BPS=1, BP=8, BW=1, BK=1, BV=1, BKC=4), 4),
+    ("decode_head", kd._decode_head_kernel, dict(x_ptr=F, norm_ptr=F, w_ptr=F, out_ptr=F, **_ints("B", "D", "V"),
+                                                 eps="fp32"), dict(BD=256, BN=32, ROWS=8), 4),
+]
+
+
+def compile_all() -> dict[str, str]:
+    """name -> 'ok' or the error, compiling every kernel of KERNELS for sm_90."""
+    results = {}
+    for name, kernel, sig, consts, warps in KERNELS:
+        signature = {**sig, **{k: "constexpr" for k in consts}}
+        try:
+            compiled = triton.compile(ASTSource(fn=kernel, signature=signature, constexprs=consts),
+                                      target=GPUTarget("cuda", 90, 32), options={"num_warps": warps})
+            results[name] = "ok" if compiled.asm.get("cubin") else "no cubin"
+        except Exception as e:  # report every kernel, not just the first failure
+            results[name] = f"{type(e).__name__}: {str(e)[:800]}"
+    return results
+
+
+def test_every_kernel_compiles_for_hopper():
+    # Compiling needs real @triton.jit functions: run without the interpreter, in a child.
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    env["TRITON_DEFAULT_FP_FUSION"] = "1"
+    proc = subprocess.run([sys.executable, __file__], env=env, capture_output=True, text=True, timeout=500)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert set(results) == {k[0] for k in KERNELS}
+    bad = {k: v for k, v in results.items() if v != "ok"}
+    assert not bad, "\n".join(f"{k}: {v}" for k, v in bad.items())
+
+
+if __name__ == "__main__":
+    print(json.dumps(compile_all()))
