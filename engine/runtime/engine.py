@@ -75,6 +75,7 @@ class EngineConfig:
     reply_requires_respond: bool = False  # user-initiated turns reach the user even without RESPOND
     max_tool_rounds: int = 2
     prefill: bool = True                 # input turns through the parallel forward path (else step by step)
+    fast_decode: bool = True             # generate through engine.vm.fastpath when it applies (same outputs)
 
 
 @dataclass
@@ -125,6 +126,8 @@ class Engine:
         # the medium timescale: an engine.learn.OnlineLearner (observe / maybe_update / add_replays /
         # consolidate, returning {"type", "payload"} dicts), or a plain callable(replay texts) -> dict
         self.learner = learner
+        self._stepper: Any = None
+        self._fast_ok = True
         self._turn_bytes = bytearray()         # what the model read and wrote this turn (for observe)
         self.adapter_version: str | None = None
 
@@ -328,10 +331,38 @@ class Engine:
             self._consolidate("idle")
 
     # -- model steps -----------------------------------------------------------------------
+    def _fast_stepper(self) -> Any:
+        """The fast decode path for the live state (rebuilt when the state object changes), or None.
+
+        Only for a real MosaicLM whose ``step`` nobody replaced; the fast paths give the same
+        logits, opcodes and state as ``model.step`` (tests/kernels/test_fastpath.py). With LoRA
+        adapters attached the CPU path declines and plain ``model.step`` runs.
+        """
+        if not (self.config.fast_decode and self._fast_ok):
+            return None
+        from engine.vm import MosaicLM
+        if not isinstance(self.model, MosaicLM) or "step" in vars(self.model):
+            return None
+        if self._stepper is None or self._stepper.state is not self.state:
+            from engine.vm.fastpath import EagerStep, fast_stepper
+            try:
+                stepper = fast_stepper(self.model, self.state)
+            except Exception:  # no fast path here: plain step
+                stepper = None
+            self._stepper = None if isinstance(stepper, EagerStep) else stepper
+        return self._stepper
+
     def _step(self, byte: int) -> _StepView:
         ids = torch.tensor([byte], dtype=torch.long, device=self.device)
         with torch.no_grad():
-            out = self.model.step(ids, self.state)
+            stepper = self._fast_stepper()
+            try:
+                out = stepper.step(ids) if stepper is not None else self.model.step(ids, self.state)
+            except RuntimeError as exc:
+                if stepper is None or "adapter" not in str(exc):
+                    raise
+                self._stepper, self._fast_ok = None, False  # an adapter was attached since: plain step
+                out = self.model.step(ids, self.state)
         ops = out.opcodes[0].tolist()
         info = out.info or {}
         writes = reads = None
