@@ -120,7 +120,9 @@ class Consolidator:
         base = live_state.fork()
         res.valid_slots = sum(int(l.mem_valid[0].sum()) for l in base.layers)
         try:
-            for _ in range(self.config.replays):
+            # Cue-free replay recalls what memory holds; with nothing stored it would only
+            # feed the replay buffer (and the learner) the model's inventions.
+            for _ in range(self.config.replays if res.valid_slots else 0):
                 text = self._recall(base, should_abort, res)
                 if text:
                     res.replays.append(text)

@@ -159,9 +159,18 @@ def test_no_consolidation_while_events_are_pending():
     assert len(ends) == 6
 
 
+def _store_something(eng) -> None:
+    """One valid, useful slot: replay only runs when memory holds something. Set before the
+    engine thread owns the state."""
+    with torch.no_grad():
+        eng.state.layers[-1].mem_valid[0, 0, 0] = True
+        eng.state.layers[-1].mem_utility[0, 0, 0] = 1.0
+
+
 def test_a_pending_event_aborts_a_consolidation_pass():
     eng, rec = _engine(ScriptedModel(tiny_model()), consolidate_after_idle_s=0.0, consolidate_every_s=0.0,
                        consolidation=ConsolidationConfig(replays=200, replay_bytes=64))
+    _store_something(eng)
     eng.start()
     try:
         rec.wait_for(lambda e: (eng.latest_snapshot() is not None
@@ -298,6 +307,7 @@ def test_learner_hook_sees_turn_bytes_and_replays():
         **{**QUIET, "consolidate_after_idle_s": 0.0, "consolidate_every_s": 0.0},
         consolidation=ConsolidationConfig(replays=2, replay_bytes=8, temperature=1.0)), learner=learner)
     rec = Recorder(eng.bus)
+    _store_something(eng)
     eng.start()
     try:
         ev = eng.submit_user("learn this")
@@ -340,3 +350,14 @@ def test_prefill_and_stepping_leave_the_same_state():
     assert torch.allclose(a._last_logits, b._last_logits, atol=1e-4)
     assert a.counters["tokens"] == b.counters["tokens"] == len(text.encode())
     assert a.counters["writes"] <= b.counters["writes"]   # prefill counts slots, stepping counts writes
+
+
+def test_consolidation_replays_only_what_memory_holds():
+    model = tiny_model()
+    state = model.init_state(1)
+    empty = Consolidator(model, ConsolidationConfig(replays=3, replay_bytes=8)).run(state)
+    assert empty.valid_slots == 0 and empty.replays == []
+    with torch.no_grad():
+        state.layers[-1].mem_valid[0, 0, 0] = True
+    held = Consolidator(model, ConsolidationConfig(replays=3, replay_bytes=8)).run(state)
+    assert held.valid_slots == 1 and held.steps > 0
