@@ -2,8 +2,7 @@
 
     .venv/bin/python tests/tui/make_screenshots.py
 
-The model is ModelConfig.preset('default') freshly initialised (no trained model ships yet), so
-its replies are noise; what the screenshots show is the machine's state while it runs.
+The model is the shipped default model (engine/assets/default.safetensors, see MODEL.md).
 """
 from __future__ import annotations
 
@@ -23,7 +22,7 @@ from engine.runtime import Engine, EngineConfig  # noqa: E402
 from engine.runtime.events import Event  # noqa: E402
 from engine.store.sessions import Session  # noqa: E402
 from engine.toolbridge import ToolService  # noqa: E402
-from engine.vm import ModelConfig, MosaicLM  # noqa: E402
+from engine.vm.checkpoint import resolve_model  # noqa: E402
 from mosaic_cli.tui.app import make_app  # noqa: E402
 
 OUT = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
@@ -36,7 +35,7 @@ TOOL = {"name": "shout", "description": "Upper-case a text and add an exclamatio
 
 def engine(session: Session | None, tools: ToolService | None = None) -> Engine:
     torch.manual_seed(0)
-    model = MosaicLM(ModelConfig.preset("default")).eval()
+    model = resolve_model(None).eval()
     return Engine(model, session=session, tools=tools,
                   config=EngineConfig(max_turn_bytes=60, impulses=False, consolidate_after_idle_s=3600))
 
@@ -46,7 +45,7 @@ async def chat() -> None:
     eng = engine(session)
     app = make_app(eng, "chat", session=session, start=True)
     async with app.run_test(size=SIZE) as pilot:
-        for line in ("remember that the door code is 4417", "what is the door code?"):
+        for line in ("remember that the door code is 4417", "how are you today?", "what is the door code?"):
             app.query_one("#prompt").value = line
             turns = eng.counters["turns"]
             await pilot.press("enter")
