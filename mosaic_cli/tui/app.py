@@ -165,7 +165,10 @@ class MosaicApp(App):
             self.proposals.setdefault(str(payload.get("name", key)), payload)
             self.undecided[key] = payload
             self.show_pending()
-            if len(self.screen_stack) == 1:
+            if isinstance(self.focused, Input) and self.focused.value:
+                # the person is typing: a dialog popping up now would take their next keys
+                self.notify(f"tool proposal {payload.get('name', key)!s}: press F4 to review")
+            elif len(self.screen_stack) == 1:
                 self.open_proposal(key)
         elif kind in DECIDED and isinstance(payload, dict):
             if payload.get("hash"):

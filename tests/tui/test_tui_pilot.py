@@ -9,7 +9,7 @@ from tui_helpers import log_text, plain, rendered_text, wait_for
 from mosaic_cli.tui.app import make_app
 from mosaic_cli.tui.widgets.drives import IMPULSE_FRAMES
 from mosaic_cli.tui.widgets.help import HelpScreen
-from mosaic_cli.tui.widgets.tool_modal import ToolProposalScreen
+from mosaic_cli.tui.widgets.tool_modal import KEY_GRACE_S, ToolProposalScreen
 
 SIZE = (100, 30)
 
@@ -72,6 +72,10 @@ async def test_a_proposal_opens_the_modal_and_approving_registers_the_tool():
         assert isinstance(app.screen, ToolProposalScreen)
         assert app.screen.proposal.name == "word_count" and app.screen.proposal.hash == h
         assert "def word_count" in app.screen.proposal.source
+        await pilot.press("a")                    # too soon after the dialog opened: ignored
+        await pilot.pause()
+        assert isinstance(app.screen, ToolProposalScreen) and "word_count" not in engine.tools.registered
+        await pilot.pause(KEY_GRACE_S)
         await pilot.press("a")
         await app.workers.wait_for_complete()
         await pilot.pause()
@@ -80,6 +84,23 @@ async def test_a_proposal_opens_the_modal_and_approving_registers_the_tool():
         assert "registered word_count" in log_text(app)
         app.refresh_frame()
         assert app.tools_list.keys == ()
+
+
+async def test_a_proposal_does_not_pop_up_while_the_person_is_typing():
+    engine = FakeEngine()
+    app = make_app(engine, "chat", fps=0)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("h", "e", "l")
+        engine.propose_tool("word_count")
+        await pilot.pause()
+        await pilot.press("a")                    # meant for the chat line
+        await pilot.pause()
+        assert not isinstance(app.screen, ToolProposalScreen)
+        assert app.query_one("#prompt").value == "hela"
+        assert "word_count" not in engine.tools.registered
+        await pilot.press("f4")                   # the person opens it when ready
+        await pilot.pause()
+        assert isinstance(app.screen, ToolProposalScreen)
 
 
 async def test_rejecting_by_button_denies_the_tool_and_view_shows_the_full_source():
@@ -127,6 +148,7 @@ async def test_a_failed_approval_is_reported_and_nothing_is_registered():
         engine.propose_tool("word_count")
         await pilot.pause()
         engine.tools.proposed.clear()               # the service no longer knows the proposal
+        await pilot.pause(KEY_GRACE_S)
         await pilot.press("a")
         await app.workers.wait_for_complete()
         await pilot.pause()

@@ -10,7 +10,7 @@ from engine.store.sessions import Session
 from engine.toolbridge import ToolService
 from engine.vm import ModelConfig, MosaicLM
 from mosaic_cli.tui.app import make_app
-from mosaic_cli.tui.widgets.tool_modal import ToolProposalScreen
+from mosaic_cli.tui.widgets.tool_modal import KEY_GRACE_S, ToolProposalScreen
 
 TOOL = {"name": "shout", "description": "Upper-case a text.",
         "parameters": {"type": "object", "properties": {"text": {"type": "string"}},
@@ -62,6 +62,7 @@ async def test_a_real_proposal_approved_in_the_modal_is_registered():
         proposal = app.screen.proposal
         assert proposal.name == "shout" and "text.upper()" in proposal.source
         assert proposal.errors == []                             # validated by toolsmith
+        await pilot.pause(KEY_GRACE_S)                           # keys right after opening are ignored
         await pilot.press("a")
         await app.workers.wait_for_complete()
         assert await wait_for(pilot, lambda: "registered shout" in log_text(app))

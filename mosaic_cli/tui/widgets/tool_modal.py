@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 from rich.console import Group
 from rich.style import Style
@@ -19,6 +20,9 @@ from mosaic_cli.tui.proposal import ToolProposal
 PREVIEW_LINES = 12
 
 
+KEY_GRACE_S = 0.6  # keys ignored this long after the dialog opens
+
+
 class ToolProposalScreen(ModalScreen[str | None]):
     """Dismisses with "approve", "reject", or None (closed without a decision)."""
 
@@ -33,6 +37,7 @@ class ToolProposalScreen(ModalScreen[str | None]):
         super().__init__()
         self.proposal = proposal
         self.full = False
+        self.opened = time.monotonic()
 
     def syntax_theme(self) -> str:
         return "monokai" if self.app.current_theme.dark else "friendly"
@@ -113,6 +118,10 @@ class ToolProposalScreen(ModalScreen[str | None]):
                 yield Button("Close (esc)", id="close")
 
     def action_decide(self, decision: str | None) -> None:
+        # A key typed for the chat just before the dialog appeared must not decide for the person.
+        if decision is not None and time.monotonic() - self.opened < KEY_GRACE_S:
+            self.notify("dialog just opened: press the key again to decide")
+            return
         self.dismiss(decision)
 
     def action_view_full(self) -> None:
