@@ -61,16 +61,18 @@ def _open_engine(session_name: str | None, model_path: str | None, learn: bool =
     from engine.runtime import Engine, EngineConfig
     from engine.store.sessions import Session, SessionError
 
-    model = _load_model(model_path)
-    model.eval()
-    # Adapters wrap the model before the engine (or any captured fast path) sees it.
-    learner = _learner(model, session_name) if learn else None
     session = None
-    if session_name is not None:
+    if session_name is not None:  # first: a bad or busy session fails before any model work
         try:
             session = Session.open(session_name)
         except SessionError as exc:
             fail(str(exc))
+        for warning in session.warnings:
+            typer.echo(f"warning: {warning}", err=True)
+    model = _load_model(model_path)
+    model.eval()
+    # Adapters wrap the model before the engine (or any captured fast path) sees it.
+    learner = _learner(model, session_name) if learn else None
     try:
         engine = Engine(model, session=session, config=EngineConfig(**config), tools=_tool_service(),
                         learner=learner)

@@ -259,8 +259,8 @@ def run_cmd(name: str, args: str = typer.Option("{}", "--args", help="Arguments 
         fail(f"--args is not valid JSON: {exc}")
     if not isinstance(parsed, dict):
         fail("--args must be a JSON object")
-    if not timeout > 0:
-        fail("--timeout must be positive")
+    if not 0 < timeout <= 3600:  # also refuses inf and nan
+        fail("--timeout must be a number of seconds between 0 and 3600")
     reg = _registry()
     limits = SandboxLimits(wall_s=timeout, cpu_s=max(1, int(timeout)))
     try:

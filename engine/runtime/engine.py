@@ -318,6 +318,12 @@ class Engine:
             self._status = "idle"
 
     def _idle_tick(self) -> None:
+        try:
+            self._idle_work()
+        except Exception as exc:  # drives, metrics or consolidation: an event, and the engine goes on
+            self._error("idle", exc)
+
+    def _idle_work(self) -> None:
         self.metrics.refresh(self.state, self.ledger)
         if self.config.impulses:
             imp = self.homeostasis.check(self.metrics.values())

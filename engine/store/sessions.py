@@ -22,6 +22,7 @@ import hashlib
 import json
 import re
 import shutil
+import sqlite3
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,9 +89,32 @@ class Session:
         except OSError:
             self._lock_fh.close()
             raise SessionError(f"session {name!r} is in use by another process") from None
-        self._remove_temporaries()
-        self.log = EventLog(self.path / "events.db")
+        self.warnings: list[str] = []   # what opening had to repair, for the front to show
+        try:
+            self._remove_temporaries()
+            self.log = self._open_log()
+        except BaseException:
+            self._lock_fh.close()
+            raise
         self._closed = False
+
+    def _open_log(self) -> EventLog:
+        """The event log; a corrupt one is moved aside (kept, never deleted) and a new one started."""
+        path = self.path / "events.db"
+        try:
+            return EventLog(path)
+        except sqlite3.DatabaseError as exc:
+            aside = path.with_name(f"events.db.corrupt-{int(time.time())}")
+            for suffix in ("", "-wal", "-shm"):
+                src = Path(str(path) + suffix)
+                if src.exists():
+                    src.replace(Path(str(aside) + suffix))
+            self.warnings.append(f"the event log of session {self.name!r} was corrupt ({exc}); "
+                                 f"moved aside to {aside.name}, a new log was started")
+            try:
+                return EventLog(path)
+            except sqlite3.DatabaseError as again:
+                raise SessionError(f"cannot open the event log of session {self.name!r}: {again}") from None
 
     @classmethod
     def open(cls, name: str, root: Path | None = None) -> "Session":

@@ -99,3 +99,17 @@ def test_event_log_is_wal_and_append_only(tmp_path):
     assert mode == "wal"
     log.close()
     assert json.loads(json.dumps(EventLog(tmp_path / "ev.db").read()))[4]["type"] == "Thing"
+
+
+def test_a_corrupt_event_log_is_moved_aside_and_a_new_one_started(tmp_path):
+    with Session.open("logbad") as session:
+        path = session.path
+    (path / "events.db").write_bytes(b"this is not a database at all" * 100)
+    with Session.open("logbad") as session:
+        assert any("corrupt" in w for w in session.warnings)
+        session.log.append({"type": "Probe", "ts": 1.0})
+        assert session.log.count() == 1
+    kept = list(path.glob("events.db.corrupt-*"))
+    assert kept and kept[0].read_bytes().startswith(b"this is not a database")
+    with Session.open("logbad") as session:  # the lock was released and the new log is fine
+        assert session.warnings == [] and session.log.count() == 1
