@@ -1,7 +1,7 @@
 """``mosaic bench decode``: decoding tokens/s at batch 1 and 64, for each decode path.
 
-Paths: ``step naive`` (eager ``model.step``, naive kernels), ``step triton`` (eager, Triton
-twins), ``graphed naive`` (the naive step captured in one CUDA graph), ``cuda graph +
+Paths: ``step naive`` (eager ``model.step``; it scores its slots itself, so no Triton twin
+runs in it), ``graphed naive`` (the naive step captured in one CUDA graph), ``cuda graph +
 triton`` (graphed, with the Triton table kernels for the memory), optionally ``cuda graph +
 torch.compile``, and ``fast`` (engine.vm.fastpath's pick: on a GPU the fused decode kernels
 in a CUDA graph, on a CPU at batch 1 the NumPy step). Every path of one run uses the same
@@ -108,11 +108,6 @@ def bench_decode(device: torch.device, model: str | None = None, tokens: int = 6
                 t = _time_stepper(lambda ids: net.step(ids, state), batch, device, eager_tokens)
                 base = t
                 report.rows.append(_row("step naive", batch, t, vs_step=1.0))
-            if gpu and triton_usable(device):
-                with kernels_mode("triton"):
-                    state = net.init_state(batch, device=device)
-                    t = _time_stepper(lambda ids: net.step(ids, state), batch, device, eager_tokens)
-                    report.rows.append(_row("step triton", batch, t, vs_step=base / t))
         graphed_naive = None
         if gpu:
             try:

@@ -86,24 +86,6 @@ def test_forward_and_gradients_triton_vs_naive(monkeypatch, B, T):
         assert_close(f"grad {name}", got_g[name], ref_g[name], 1e-4)
 
 
-def test_step_triton_vs_naive(monkeypatch):
-    model = _model(seed=1)
-    B, T = 3, 12
-    ids = torch.randint(0, 256, (B, T), generator=torch.Generator().manual_seed(6))
-    teacher = _teacher(B, T, model.config, seed=7)
-    out = {}
-    for mode in ("triton", "naive"):
-        def go():
-            st = model.init_state(B)
-            logits = torch.stack([model.step(ids[:, t], st, teacher.at(t)).logits for t in range(T)], 1)
-            return logits, st
-        # the eager step scores its slots itself (Memory.mix_pair): no twin is required to run;
-        # the decode twins (table kernels, fused step) are tested in test_triton_memory / test_fastpath
-        out[mode] = _run(mode, monkeypatch, go, expect=())
-    assert_close("step logits", out["triton"][0], out["naive"][0], 1e-5)
-    _same_state("step state", out["triton"][1], out["naive"][1])
-
-
 def test_auto_without_gpu_driver_picks_naive(monkeypatch):
     monkeypatch.setenv("MOSAIC_KERNELS", "auto")
     monkeypatch.setattr(backend, "gpu_driver", lambda: False)
