@@ -15,7 +15,7 @@ from typing import Callable
 
 import torch
 
-from engine.bench.common import Report, triton_usable
+from engine.bench.common import Report
 from engine.bench.timing import copy_bandwidth, device_name, median_seconds
 
 
