@@ -42,7 +42,7 @@ def load_training_state(folder: Path) -> dict | None:
     if not path.exists():
         return None
     try:
-        return torch.load(path, map_location="cpu", weights_only=False)
+        return torch.load(path, map_location="cpu", weights_only=True)  # never unpickle code
     except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same one-line error
         raise CheckpointError(f"cannot read the checkpoint {path}: {exc}") from None
 
@@ -96,7 +96,7 @@ def load_trained_model(path: str | Path | None, device: str | torch.device = "cp
     p = model_file(path)
     if p.suffix == ".pt":
         try:
-            blob = torch.load(p, map_location="cpu", weights_only=False)
+            blob = torch.load(p, map_location="cpu", weights_only=True)  # never unpickle code
         except Exception as exc:  # noqa: BLE001
             raise CheckpointError(f"cannot read {p}: {exc}") from None
         if not isinstance(blob, dict) or blob.get("arch") != "window":
