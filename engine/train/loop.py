@@ -148,6 +148,10 @@ def train(cfg: TrainConfig, out_dir: str | Path, device: str | None = None, resu
     log = log or (lambda s: print(s, file=sys.stderr, flush=True))
     say = log if main else (lambda s: None)
     out = Path(out_dir)
+    if not resume and (out / ckpt.CHECKPOINT).exists():
+        # a finished or interrupted run lives there: never overwrite it silently
+        raise ckpt.CheckpointError(f"{out} already holds a training run: pass --resume to continue it, "
+                                   "or choose another --out")
     if main:
         out.mkdir(parents=True, exist_ok=True)
     if dev.type == "cuda":

@@ -156,3 +156,13 @@ def test_ddp_on_two_gloo_cpu_processes(tmp_path):
     assert single["world_size"] == 1
     a, b = _params(tmp_path / "ddp"), _params(tmp_path / "one")
     assert not all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_second_run_into_the_same_folder_is_refused_unless_resumed(tmp_path):
+    from engine.train.checkpoint import CheckpointError
+    cfg = train_preset("tiny", steps=2, eval_every=0)
+    train(cfg, tmp_path / "run", device="cpu", progress_bar=False)
+    before = (tmp_path / "run" / "checkpoint.pt").read_bytes()
+    with pytest.raises(CheckpointError, match="already holds a training run"):
+        train(cfg, tmp_path / "run", device="cpu", progress_bar=False)
+    assert (tmp_path / "run" / "checkpoint.pt").read_bytes() == before
