@@ -76,6 +76,7 @@ class EngineConfig:
     max_tool_rounds: int = 2
     prefill: bool = True                 # input turns through the parallel forward path (else step by step)
     fast_decode: bool = True             # generate through engine.vm.fastpath when it applies (same outputs)
+    tool_deprecation_every_s: float = 3600.0  # how often idle time checks for tools to deprecate
 
 
 @dataclass
@@ -123,6 +124,7 @@ class Engine:
         self.tool_handler = tool_handler       # hook used when no ToolService: (role, text) -> result text
         self._pending_tools: list[dict] = []
         self._pending_tools_at = -float("inf")
+        self._deprecation_at = -float("inf")
         # the medium timescale: an engine.learn.OnlineLearner (observe / maybe_update / add_replays /
         # consolidate, returning {"type", "payload"} dicts), or a plain callable(replay texts) -> dict
         self.learner = learner
@@ -325,6 +327,11 @@ class Engine:
 
     def _idle_work(self) -> None:
         self.metrics.refresh(self.state, self.ledger)
+        now = time.monotonic()
+        if self.tools is not None and now - self._deprecation_at >= self.config.tool_deprecation_every_s:
+            self._deprecation_at = now  # unused tools leave the model's view (kept on disk)
+            for e in self.tools.deprecate_idle():
+                self._emit(_plain_event(e["type"], e.get("payload", {}), "tools"))
         if self.config.impulses:
             imp = self.homeostasis.check(self.metrics.values())
             if imp is not None:

@@ -361,3 +361,27 @@ def test_consolidation_replays_only_what_memory_holds():
         state.layers[-1].mem_valid[0, 0, 0] = True
     held = Consolidator(model, ConsolidationConfig(replays=3, replay_bytes=8)).run(state)
     assert held.valid_slots == 1 and held.steps > 0
+
+
+def test_idle_time_deprecates_unused_tools():
+    from engine.toolbridge import ToolService
+    from toolsmith import ToolPolicy
+    tools = ToolService(policy=ToolPolicy(deprecate_idle_s=0.0))
+    tool = {"name": "shout", "description": "Upper-case a text.",
+            "parameters": {"type": "object", "properties": {"text": {"type": "string"}},
+                           "required": ["text"], "additionalProperties": False},
+            "implementation": "def shout(text):\n    return text.upper()\n", "sandbox": True}
+    proposed = tools.propose(tool, source="person")
+    h = next(e["payload"]["hash"] for e in proposed if e["type"] == "ToolProposed")
+    tools.approve("shout", h)
+    eng = Engine(tiny_model(), config=EngineConfig(**QUIET), tools=tools)
+    rec = Recorder(eng.bus)
+    eng.start()
+    try:
+        dep = rec.wait_for(lambda e: e.type == "ToolDeprecated")
+        assert dep.payload["name"] == "shout"
+    finally:
+        assert eng.stop()
+    # hidden from the model, kept on disk
+    assert "shout" not in {r.name for r in tools.registry.model_tools()}
+    assert tools.registry.get("shout").name == "shout"
