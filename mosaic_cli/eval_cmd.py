@@ -116,7 +116,8 @@ def impulses(
         return
     for name, r in rep["results"].items():
         kinds = ", ".join(f"{k} {100 * v:.0f}%" for k, v in r["by_kind"].items())
-        typer.echo(f"{name}: fitting {100 * r['fitting']:.1f}% of {r['impulses']} ({kinds})")
+        typer.echo(f"{name}: fitting {100 * r['fitting']:.1f}% of {r['impulses']}, balanced {100 * r['balanced']:.1f}% "
+                   f"(always idling would score {100 * r['always_idle']:.1f}%) ({kinds})")
 
 
 def _add_consolidation() -> None:

@@ -22,6 +22,15 @@ def evaluate_impulses(model, arch: str, samples: int = 16, n_buckets: int = 256,
             ok = ok and int(pred[b, imp["reply_at"]]) == ord(stream.BOT)
         by_kind[imp["kind"]].append(ok)
     n = sum(len(v) for v in by_kind.values())
+    rate = {k: sum(v) / max(len(v), 1) for k, v in by_kind.items()}
+    # Most kinds expect IDLE, so a policy that always idles scores high on "fitting" without
+    # reading the impulse; "balanced" weighs the idle kinds and the reply kinds equally, and
+    # "always_idle" is what that constant policy would score on "fitting".
+    replies = {e.meta["impulse"]["kind"] for e in exs if e.meta["impulse"]["reply_at"] >= 0}
+    idles = [rate[k] for k in rate if k not in replies]
+    answers = [rate[k] for k in rate if k in replies]
+    groups = [sum(g) / len(g) for g in (idles, answers) if g]
+    always_idle = sum(len(by_kind[k]) for k in rate if k not in replies) / max(n, 1)
     return {"impulses": n, "fitting": sum(sum(v) for v in by_kind.values()) / max(n, 1),
-            "by_kind": {k: sum(v) / max(len(v), 1) for k, v in by_kind.items()},
-            "model": model_name, "arch": arch}
+            "balanced": sum(groups) / max(len(groups), 1), "always_idle": always_idle,
+            "by_kind": rate, "model": model_name, "arch": arch}

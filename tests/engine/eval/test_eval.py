@@ -113,3 +113,33 @@ def test_plot_is_written(tmp_path):
 def test_pad_batch_pads_at_the_end():
     x = pad_batch([np.array([1, 2, 3]), np.array([4])])
     assert x.tolist() == [[1, 2, 3], [4, 32, 32]]
+
+
+def _scripted_stream(policy):
+    """A stand-in for run_stream whose last-layer opcodes come from ``policy(example) -> {pos: op}``."""
+    from engine.curriculum.episodes import IMPULSE_KINDS, impulse_example
+    from prompts import stream
+
+    def fake(model, arch, ids, want_opcodes=False):
+        exs = [impulse_example(i, kind, 256) for kind in IMPULSE_KINDS for i in range(2)]
+        ops = torch.zeros(ids.shape, dtype=torch.long)
+        pred = torch.zeros(ids.shape, dtype=torch.long)
+        for b, e in enumerate(exs):
+            for p, op in policy(e).items():
+                ops[b, p] = op
+            if e.meta["impulse"]["reply_at"] >= 0:
+                pred[b, e.meta["impulse"]["reply_at"]] = ord(stream.BOT)
+        return pred, ops
+    return fake
+
+
+def test_impulse_scoring_rewards_the_labelled_opcodes_and_exposes_a_constant_policy(monkeypatch):
+    import engine.eval.impulses as imp_eval
+    from engine.curriculum.example import IDLE
+    monkeypatch.setattr(imp_eval, "run_stream", _scripted_stream(lambda e: dict(e.meta["impulse"]["checks"])))
+    perfect = imp_eval.evaluate_impulses(Oracle(), "mosaic", samples=2)
+    assert perfect["fitting"] == 1.0 and perfect["balanced"] == 1.0
+    monkeypatch.setattr(imp_eval, "run_stream",
+                        _scripted_stream(lambda e: {p: IDLE for p, _ in e.meta["impulse"]["checks"]}))
+    idle = imp_eval.evaluate_impulses(Oracle(), "mosaic", samples=2)
+    assert idle["fitting"] == idle["always_idle"] and idle["balanced"] == 0.5
