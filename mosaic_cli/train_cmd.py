@@ -31,6 +31,8 @@ def train(
     batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1),
     seq_len: Optional[int] = typer.Option(None, "--seq-len", min=16),
     workers: Optional[int] = typer.Option(None, "--workers", min=0, help="Data-loader processes."),
+    from_session: Optional[str] = typer.Option(None, "--from-session",
+                                               help="Also train on this session's replay log (a quarter of each batch)."),
     as_json: bool = typer.Option(False, "--json", help="Print the run summary as one JSON object."),
 ) -> None:
     """Train on the synthetic curriculum: progress with loss and tokens/s, held-out checks,
@@ -39,7 +41,7 @@ def train(
     from engine.train.config import TrainConfigError, train_preset
     try:
         cfg = train_preset(preset, steps=steps, arch=arch, seed=seed, time_budget=time_budget,
-                           batch_size=batch_size, seq_len=seq_len, workers=workers)
+                           batch_size=batch_size, seq_len=seq_len, workers=workers, from_session=from_session)
     except TrainConfigError as exc:
         fail(str(exc))
     from engine.train.__main__ import default_out

@@ -52,5 +52,11 @@ def training_batch(step: int, batch_size: int, length: int, n_buckets: int, seed
                    rank: int = 0, split: str = "train") -> dict[str, np.ndarray]:
     """The batch of training step ``step`` for process ``rank``: a pure function of its arguments,
     so a resumed or distributed run sees exactly the data an uninterrupted one would."""
-    base = ((seed * 1_000_003 + rank) * 10_000_019 + step) * batch_size
-    return collate([training_example(base + i, length, n_buckets, split) for i in range(batch_size)])
+    return collate(training_examples(step, batch_size, length, n_buckets, seed, rank, split))
+
+
+def training_examples(step: int, count: int, length: int, n_buckets: int, seed: int = 0, rank: int = 0,
+                      split: str = "train") -> list[Example]:
+    """The first ``count`` examples of training step ``step`` (those :func:`training_batch` stacks)."""
+    base = ((seed * 1_000_003 + rank) * 10_000_019 + step) * count
+    return [training_example(base + i, length, n_buckets, split) for i in range(count)]

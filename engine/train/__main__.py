@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+import os
 import sys
 from pathlib import Path
 
@@ -27,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=None, help="data-loader processes")
     p.add_argument("--eval-every", type=int, default=None)
     p.add_argument("--no-amp", action="store_true", help="no bf16 autocast on CUDA")
+    p.add_argument("--from-session", default=None, help="also train on this session's replay log")
     p.add_argument("--json", action="store_true", help="print the run summary as one JSON object")
     return p
 
@@ -43,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = train_preset(args.preset, steps=args.steps, arch=args.arch, seed=args.seed,
                            batch_size=args.batch_size, seq_len=args.seq_len, lr=args.lr,
                            time_budget=args.time_budget, workers=args.workers, eval_every=args.eval_every,
-                           amp=False if args.no_amp else None)
+                           amp=False if args.no_amp else None, from_session=args.from_session)
     except TrainConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -55,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    if os.environ.get("RANK", "0") != "0":
+        return 0  # under torchrun only rank 0 reports (two ranks would interleave their lines)
     if args.json:
         print(json.dumps(info, default=str))
     else:

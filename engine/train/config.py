@@ -56,6 +56,8 @@ class TrainConfig:
     workers: int | None = None  # data-loader processes; 0 = in the training process; None = auto
                                 # (0 on the CPU, up to 8 beside a GPU)
     amp: bool = True            # bf16 autocast on CUDA (ignored on the CPU)
+    from_session: str | None = None  # also train on this session's replay log (the slow timescale)
+    session_share: float = 0.25      # share of each batch taken from it
 
     def __post_init__(self) -> None:
         if self.arch not in ARCHS:
@@ -70,6 +72,8 @@ class TrainConfig:
             raise TrainConfigError(f"lr: must be > 0, got {self.lr}")
         if self.time_budget < 0:
             raise TrainConfigError(f"time_budget: must be >= 0 seconds, got {self.time_budget}")
+        if not 0 < self.session_share <= 1:
+            raise TrainConfigError(f"session_share: must be in (0, 1], got {self.session_share}")
         if self.workers is not None and self.workers < 0:
             raise TrainConfigError(f"workers: must be >= 0, got {self.workers}")
 

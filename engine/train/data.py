@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from engine.curriculum.batches import training_batch
+from engine.curriculum.batches import collate, training_batch, training_examples
 
 
 def teacher_draws(step: int, batch_size: int, seed: int, rank: int) -> np.ndarray:
@@ -15,9 +15,20 @@ def teacher_draws(step: int, batch_size: int, seed: int, rank: int) -> np.ndarra
 
 
 def make_batch(step: int, batch_size: int, seq_len: int, n_buckets: int, seed: int, rank: int,
-               split: str = "train") -> dict[str, torch.Tensor]:
-    """The tensors of training step ``step`` (CPU): curriculum arrays plus ``teacher_u`` [B]."""
-    arrays = training_batch(step, batch_size, seq_len, n_buckets, seed=seed, rank=rank, split=split)
+               split: str = "train", extra: list | None = None, extra_share: float = 0.25
+               ) -> dict[str, torch.Tensor]:
+    """The tensors of training step ``step`` (CPU): curriculum arrays plus ``teacher_u`` [B].
+
+    ``extra`` (examples of length ``seq_len``, e.g. a session's replay log) take the place of
+    ``extra_share`` of the rows, drawn by step so the run stays deterministic and resumable.
+    """
+    if extra:
+        k = min(batch_size, max(1, round(batch_size * extra_share)))
+        rows = training_examples(step, batch_size, seq_len, n_buckets, seed, rank, split)[:batch_size - k]
+        pick = np.random.default_rng([seed, rank, step, 13]).integers(0, len(extra), k)
+        arrays = collate(rows + [extra[int(j)] for j in pick])
+    else:
+        arrays = training_batch(step, batch_size, seq_len, n_buckets, seed=seed, rank=rank, split=split)
     out = {k: torch.from_numpy(v) for k, v in arrays.items()}
     out["teacher_u"] = torch.from_numpy(teacher_draws(step, batch_size, seed, rank))
     return out
@@ -27,23 +38,26 @@ class StepBatches(IterableDataset):
     """Batches for steps ``start, start+1, ...``; worker w of n makes the steps = w (mod n),
     and the loader interleaves workers in order, so the sequence is the same for any n."""
 
-    def __init__(self, start: int, batch_size: int, seq_len: int, n_buckets: int, seed: int, rank: int):
+    def __init__(self, start: int, batch_size: int, seq_len: int, n_buckets: int, seed: int, rank: int,
+                 extra: list | None = None, extra_share: float = 0.25):
         self.start, self.batch_size, self.seq_len = start, batch_size, seq_len
         self.n_buckets, self.seed, self.rank = n_buckets, seed, rank
+        self.extra, self.extra_share = extra, extra_share
 
     def __iter__(self):
         info = get_worker_info()
         wid, n = (0, 1) if info is None else (info.id, info.num_workers)
         step = self.start + wid
         while True:
-            yield make_batch(step, self.batch_size, self.seq_len, self.n_buckets, self.seed, self.rank)
+            yield make_batch(step, self.batch_size, self.seq_len, self.n_buckets, self.seed, self.rank,
+                             extra=self.extra, extra_share=self.extra_share)
             step += n
 
 
 def batch_stream(start: int, batch_size: int, seq_len: int, n_buckets: int, seed: int, rank: int,
-                 workers: int, pin: bool):
+                 workers: int, pin: bool, extra: list | None = None, extra_share: float = 0.25):
     """An iterator over the batches of steps ``start, start+1, ...``."""
-    ds = StepBatches(start, batch_size, seq_len, n_buckets, seed, rank)
+    ds = StepBatches(start, batch_size, seq_len, n_buckets, seed, rank, extra, extra_share)
     if workers <= 0:
         return iter(ds)
     return iter(DataLoader(ds, batch_size=None, num_workers=workers, pin_memory=pin,

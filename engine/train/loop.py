@@ -213,8 +213,15 @@ def train(cfg: TrainConfig, out_dir: str | Path, device: str | None = None, resu
     workers = cfg.workers
     if workers is None:  # beside a GPU, Python data generation must not stall the device
         workers = 0 if dev.type != "cuda" else max(0, min(8, (os.cpu_count() or 1) // max(world, 1) - 2))
+    extra = None
+    if cfg.from_session:
+        from engine.learn.replay_log import replay_curriculum_examples
+        extra = replay_curriculum_examples(cfg.from_session, cfg.seq_len)
+        if not extra:
+            raise ValueError(f"session {cfg.from_session!r} has no replay log to train on")
+        say(f"mixing {len(extra)} windows of session {cfg.from_session!r} into {cfg.session_share:.0%} of each batch")
     stream = batch_stream(start, cfg.batch_size, cfg.seq_len, n_buckets, cfg.seed, rank, workers,
-                          pin=dev.type == "cuda")
+                          pin=dev.type == "cuda", extra=extra, extra_share=cfg.session_share)
     bar = _Bar(cfg.steps, start, enabled=progress_bar and main)
     if bar.p is not None:  # log lines go through the bar's console so they do not tear it
         say = bar.p.console.print

@@ -138,7 +138,8 @@ def compute_losses(out, batch: dict[str, torch.Tensor], weights: dict[str, float
     if weights.get("commit", 0) > 0 and "commit_logits" in aux:
         cl = aux["commit_logits"].float()                            # [B,T,L,3]
         lab = batch["commit"].unsqueeze(2).expand(B, T, cl.shape[2])
-        ce_c = F.cross_entropy(cl.reshape(-1, 3), lab.reshape(-1), reduction="none").view(lab.shape)
+        ce_c = F.cross_entropy(cl.reshape(-1, 3), lab.reshape(-1), reduction="none",
+                               ignore_index=-1).view(lab.shape)              # -1: unlabelled (e.g. replay logs)
         term = _masked_mean(ce_c, (op_label == COMMIT).unsqueeze(2).expand_as(ce_c))
         parts["commit"] = term.detach()
         total = total + weights["commit"] * term

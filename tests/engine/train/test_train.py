@@ -166,3 +166,20 @@ def test_a_second_run_into_the_same_folder_is_refused_unless_resumed(tmp_path):
     with pytest.raises(CheckpointError, match="already holds a training run"):
         train(cfg, tmp_path / "run", device="cpu", progress_bar=False)
     assert (tmp_path / "run" / "checkpoint.pt").read_bytes() == before
+
+
+def test_train_from_session_mixes_its_replay_log_into_each_batch(tmp_path):
+    from engine.learn.replay_log import ReplayLog, replay_curriculum_examples
+    from engine.train.data import make_batch
+    text = list(b"\x11remember that the green kite code is 90210\n\x12ok, noted.\n" * 12)
+    ReplayLog("mine").append(text)
+    extra = replay_curriculum_examples("mine", 64)
+    plain = make_batch(5, 4, 64, 8, seed=0, rank=0)
+    mixed = make_batch(5, 4, 64, 8, seed=0, rank=0, extra=extra, extra_share=0.25)
+    assert torch.equal(mixed["ids"][:3], plain["ids"][:3])          # the curriculum rows are unchanged
+    assert bytes(mixed["ids"][3].tolist()) in {bytes(e.ids.tolist()) for e in extra}
+    cfg = train_preset("tiny", steps=2, seq_len=64, eval_every=0, from_session="mine")
+    info = train(cfg, tmp_path / "run", device="cpu", progress_bar=False)
+    assert info["steps_done"] == 2
+    with pytest.raises(ValueError, match="no replay log"):
+        train(cfg.replace(from_session="empty"), tmp_path / "run2", device="cpu", progress_bar=False)
