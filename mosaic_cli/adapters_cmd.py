@@ -101,11 +101,18 @@ def merge_cmd(session: str = SessionOpt,
         base = resolve_model(model)
     except (OSError, ValueError) as exc:
         fail(f"cannot load the base model: {str(exc).splitlines()[0] if str(exc) else exc}")
+    saved_on = store.read_meta(session, n).get("meta", {}).get("base_fingerprint")
+    if saved_on and saved_on != lora.base_digest(base):
+        fail(f"the adapters of session {session!r} v{n} were learned on another base model "
+             f"(weights {saved_on}); name that model with --model")
     try:
         merged = lora.load(base, folder, trainable=False).merge_and_unload()
     except lora.AdapterError as exc:
         fail(str(exc))
-    save_model(merged, target)
+    try:
+        save_model(merged, target)
+    except OSError as exc:
+        fail(f"cannot write {target}: {exc}")
     result = {"session": session, "version": n, "adapter": str(folder), "checkpoint": str(target)}
     if as_json:
         print_json(result)

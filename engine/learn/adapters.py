@@ -187,3 +187,17 @@ def unwrap(model: nn.Module) -> nn.Module:
     except ImportError:  # pragma: no cover
         return model
     return model.get_base_model() if isinstance(model, PeftModel) else model
+
+
+def base_digest(model: nn.Module) -> str:
+    """sha256 of the base model's weights, LoRA parameters excluded (the same before and after
+    attaching adapters): adapters are only valid on the exact base they were learned on."""
+    import hashlib
+
+    h = hashlib.sha256()
+    state = unwrap(model).state_dict()
+    names = sorted((k.replace(".base_layer.", "."), k) for k in state if "lora_" not in k)
+    for clean, key in names:
+        h.update(clean.encode())
+        h.update(state[key].detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]

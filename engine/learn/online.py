@@ -340,6 +340,8 @@ class OnlineLearner:
         """
         from engine.learn import store
 
+        if base_fingerprint is None:
+            base_fingerprint = lora.base_digest(self.peft_model)
         version = max(self.counters.version, 1)
         existing = store.list_versions(session)
         if version in existing and self.counters.saved_version != version:
@@ -363,6 +365,10 @@ class OnlineLearner:
         version = store.current_version(session)
         if version is None:
             return cls(model, config, **kwargs)
+        saved_on = store.read_meta(session, version).get("meta", {}).get("base_fingerprint")
+        if saved_on and saved_on != lora.base_digest(model):
+            raise lora.AdapterError(f"the adapters of session {session!r} were learned on another base model "
+                                    f"(weights {saved_on}); use that model, or `mosaic adapters reset`")
         peft_model = lora.load(model, store.version_dir(session, version), trainable=True)
         learner = cls(peft_model, config, version=version, **kwargs)
         learner.counters.saved_version = version

@@ -143,3 +143,17 @@ def test_learner_for_session_resumes_the_saved_adapter_and_logs(model, chat_ids)
     assert again.snapshot()["adapter_version"] == learner.snapshot()["adapter_version"]
     for k, v in again.adapter_state().items():
         assert torch.equal(v, state[k]), k
+
+
+def test_adapters_refuse_a_base_model_they_were_not_learned_on(model, chat_ids):
+    from engine.learn.adapters import AdapterError, base_digest
+    from conftest import small_model
+    before = base_digest(model)
+    learner = OnlineLearner(model, LearnerConfig(update_every=32, window=32))
+    assert base_digest(learner.peft_model) == before     # attaching adapters does not change the base
+    learner.save("s6")
+    assert store.read_meta("s6")["meta"]["base_fingerprint"] == before
+    other = small_model(seed=1)                           # same shapes, other weights
+    with pytest.raises(AdapterError, match="another base model"):
+        OnlineLearner.from_store(other, "s6")
+    OnlineLearner.from_store(small_model(seed=0), "s6")   # the same base: accepted
