@@ -362,11 +362,17 @@ class MosaicApp(App):
         except Exception as exc:
             self.post_message(UiNote(f"✗ {decision} {proposal.name} failed: {exc}", error=True))
             return
-        self.undecided.pop(proposal.key, None)
-        self.undecided.pop(proposal.name, None)
+        # the UI thread iterates `undecided`: change it there, never from this worker
+        self.call_from_thread(self.forget_undecided, proposal)
         for item in result if isinstance(result, list) else []:
             if isinstance(item, dict) and "type" in item:
                 self.forward_decision(item)
+
+    def forget_undecided(self, proposal: ToolProposal) -> None:
+        """UI thread: a decided proposal leaves the pending list."""
+        self.undecided.pop(proposal.key, None)
+        self.undecided.pop(proposal.name, None)
+        self.show_pending()
 
     def forward_decision(self, item: dict) -> None:
         """Put one lifecycle event dict on the engine's way (its inbox records and publishes it);
