@@ -151,7 +151,8 @@ def test_ddp_on_two_gloo_cpu_processes(tmp_path):
     assert info["world_size"] == 2 and info["steps_done"] == 3
     assert info["tokens"] == 3 * 2 * 64 * 2
     # the same steps in one process see only rank 0's data: the averaged gradients differ
-    single = train(train_preset("tiny", steps=3, seq_len=64, batch_size=2, eval_every=0), tmp_path / "one",
+    single = train(train_preset("tiny", steps=3, seq_len=64, batch_size=2, eval_every=0, time_budget=600),
+                   tmp_path / "one",
                    device="cpu", log=_quiet, progress_bar=False)
     assert single["world_size"] == 1
     a, b = _params(tmp_path / "ddp"), _params(tmp_path / "one")
