@@ -147,7 +147,11 @@ def test_learner_for_session_resumes_the_saved_adapter_and_logs(model, chat_ids)
 
 def test_adapters_refuse_a_base_model_they_were_not_learned_on(model, chat_ids):
     from engine.learn.adapters import AdapterError, base_digest
-    from conftest import small_model
+    from engine.vm import ModelConfig, MosaicLM
+
+    def small_model(seed):
+        torch.manual_seed(seed)
+        return MosaicLM(ModelConfig.preset("tiny")).eval()
     before = base_digest(model)
     learner = OnlineLearner(model, LearnerConfig(update_every=32, window=32))
     assert base_digest(learner.peft_model) == before     # attaching adapters does not change the base
