@@ -8,8 +8,11 @@ from typing import NoReturn
 import typer
 
 
-def fail(message: str, code: int = 1) -> NoReturn:
-    """Print ``error: message`` on stderr and exit with ``code``."""
+def fail(message: str, code: int = 1, as_json: bool = False) -> NoReturn:
+    """Print ``error: message`` on stderr and exit with ``code``; with ``as_json`` also
+    ``{"ok": false, "error": message}`` on stdout, so a script reading JSON gets an answer."""
+    if as_json:
+        print_json({"ok": False, "error": message})
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code)
 

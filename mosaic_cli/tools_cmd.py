@@ -127,7 +127,7 @@ def list_cmd(json_out: bool = typer.Option(False, "--json", help="Print JSON."),
     try:
         recs = reg.list(include_deprecated=not hide_deprecated)
     except RegistryError as exc:
-        fail(str(exc))
+        fail(str(exc), as_json=json_out)
     if json_out:
         print_json({"tools": [r.to_json() for r in recs]})
         return
@@ -149,7 +149,7 @@ def show_cmd(name: str, json_out: bool = typer.Option(False, "--json", help="Pri
         rec = reg.get(name)
         versions = reg.versions(name)
     except RegistryError as exc:
-        fail(str(exc))
+        fail(str(exc), as_json=json_out)
     if json_out:
         print_json({**rec.to_json(), "definition": rec.definition.to_dict(),
                     "versions": [{"version": v.version, "hash": v.hash, "status": v.status,
@@ -169,7 +169,7 @@ def propose_cmd(file: str = typer.Argument(..., help="A tool definition JSON fil
     try:
         text = sys.stdin.read() if file == "-" else Path(file).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        fail(f"cannot read {file}: {exc}")
+        fail(f"cannot read {file}: {exc}", as_json=json_out)
     reg = _registry()
     out = reg.propose(text, source="person", update=update)
     if json_out:
@@ -195,27 +195,27 @@ def approve_cmd(name: str, hash_: Optional[str] = typer.Option(None, "--hash", h
         try:
             current = reg.get(name)
         except RegistryError as exc:
-            fail(str(exc))
+            fail(str(exc), as_json=json_out)
         if current.deprecated and current.current:
             reg.restore(name)
             _report({"name": name, "hash": current.hash, "status": "restored"}, json_out,
                      f"restored deprecated tool {name}")
             return
-        fail(f"{name!r} has no pending proposal")
+        fail(f"{name!r} has no pending proposal", as_json=json_out)
     if not yes:
         if not _interactive():
-            fail("approval needs a person: run this in a terminal, or pass --yes")
+            fail("approval needs a person: run this in a terminal, or pass --yes", as_json=json_out)
         console = _console()
         _show_definition(console, reg, rec)
         try:
             choice = typer.prompt("[a]pprove / [r]eject / [s]kip", default="s").strip().lower()
         except (KeyboardInterrupt, EOFError, typer.Abort):
-            fail("no decision taken; the proposal stays pending")
+            fail("no decision taken; the proposal stays pending", as_json=json_out)
         if choice.startswith("r"):
             try:
                 reason = typer.prompt("reason", default="")
             except (KeyboardInterrupt, EOFError, typer.Abort):
-                fail("no decision taken; the proposal stays pending")
+                fail("no decision taken; the proposal stays pending", as_json=json_out)
             rec2 = reg.reject(name, rec.hash, reason=reason)
             _report({"name": name, "hash": rec2.hash, "status": "rejected"}, json_out,
                     f"rejected {name} ({rec2.hash[:16]})")
@@ -227,7 +227,7 @@ def approve_cmd(name: str, hash_: Optional[str] = typer.Option(None, "--hash", h
     try:
         done = reg.approve(name, rec.hash, by="person")  # exactly the hash that was shown
     except RegistryError as exc:
-        fail(str(exc))
+        fail(str(exc), as_json=json_out)
     _report({"name": name, "hash": done.hash, "version": done.version, "status": "approved"}, json_out,
             f"approved {name} v{done.version} ({done.hash[:16]})")
 
@@ -242,7 +242,7 @@ def reject_cmd(name: str, hash_: Optional[str] = typer.Option(None, "--hash", he
     try:
         rec = reg.reject(name, hash_, reason=reason)
     except RegistryError as exc:
-        fail(str(exc))
+        fail(str(exc), as_json=json_out)
     _report({"name": name, "hash": rec.hash, "status": "rejected"}, json_out,
             f"rejected {name} ({rec.hash[:16]})")
 
@@ -256,11 +256,11 @@ def run_cmd(name: str, args: str = typer.Option("{}", "--args", help="Arguments 
     try:
         parsed = json.loads(args)
     except ValueError as exc:
-        fail(f"--args is not valid JSON: {exc}")
+        fail(f"--args is not valid JSON: {exc}", as_json=json_out)
     if not isinstance(parsed, dict):
-        fail("--args must be a JSON object")
+        fail("--args must be a JSON object", as_json=json_out)
     if not 0 < timeout <= 3600:  # also refuses inf and nan
-        fail("--timeout must be a number of seconds between 0 and 3600")
+        fail("--timeout must be a number of seconds between 0 and 3600", as_json=json_out)
     reg = _registry()
     limits = SandboxLimits(wall_s=timeout, cpu_s=max(1, int(timeout)))
     try:
@@ -269,7 +269,7 @@ def run_cmd(name: str, args: str = typer.Option("{}", "--args", help="Arguments 
         if json_out:
             print_json({"ok": False, "result": None, "error": str(exc), "error_type": "unknown_tool"})
             raise typer.Exit(1)
-        fail(str(exc))
+        fail(str(exc), as_json=json_out)
     if json_out:
         print_json(res.to_json())
     elif res.ok:
@@ -290,7 +290,7 @@ def deprecate_cmd(name: str, json_out: bool = typer.Option(False, "--json", help
     try:
         rec = reg.deprecate(name, "by a person")
     except RegistryError as exc:
-        fail(str(exc))
+        fail(str(exc), as_json=json_out)
     _report({"name": name, "hash": rec.hash, "status": "deprecated"}, json_out, f"deprecated {name}")
 
 

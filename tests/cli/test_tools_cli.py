@@ -164,3 +164,13 @@ def test_prompt_for_a_new_version_shows_the_diff(cli, def_file, tmp_path, monkey
     monkeypatch.setattr(tools_cmd, "_interactive", lambda: True)
     res = cli("approve", "double", input="s\n")
     assert "changes against the approved v1" in res.stdout and "+    return x + x" in res.stdout
+
+
+@pytest.mark.parametrize("args", [("show", "nope"), ("approve", "nope", "--yes"), ("reject", "nope"),
+                                  ("deprecate", "nope"), ("run", "add", "--args", "{bad")])
+def test_failures_under_json_still_answer_in_json(cli, args):
+    res = cli(*args, "--json")
+    assert res.exit_code == 1
+    out = json.loads(res.stdout)
+    assert out["ok"] is False and out["error"]
+    assert res.stderr.startswith("error: ")
