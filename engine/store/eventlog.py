@@ -39,6 +39,8 @@ class EventLog:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        # appends are the only writes, so the total is counted once and then kept
+        self._total = int(self._db.execute("SELECT COUNT(*) FROM events").fetchone()[0])
         self._closed = False
 
     def append(self, event: Any) -> int:
@@ -50,12 +52,13 @@ class EventLog:
                 "INSERT INTO events(id, ts, type, sender, priority, body) VALUES (?,?,?,?,?,?)",
                 (str(d.get("id", "")), float(d["ts"]), str(d["type"]), str(d.get("sender", "")),
                  int(d.get("priority", 0)), body))
+            self._total += 1
             return int(cur.lastrowid)
 
     def count(self, type_: str | None = None) -> int:
         with self._lock:
             if type_ is None:
-                return int(self._db.execute("SELECT COUNT(*) FROM events").fetchone()[0])
+                return self._total
             return int(self._db.execute("SELECT COUNT(*) FROM events WHERE type=?", (type_,)).fetchone()[0])
 
     def read(self, type_: str | None = None, after_seq: int = 0, limit: int | None = None) -> list[dict]:
