@@ -30,7 +30,7 @@ def recall(model_path=None, baseline_path=None, facts: list[int] | None = None,
     Returns {"train_len", "facts", "distances", "results": {model_name: [cells]}}; each cell has
     accuracy (0-1), facts, distance, model.
     """
-    from engine.eval.recall import DEFAULT_FACTS, default_distances, n_buckets_of, plot_recall, recall_cell
+    from engine.eval.recall import DEFAULT_FACTS, default_distances, n_buckets_of, plot_recall, recall_grid
     dev = _device(device)
     results: dict[str, list[dict]] = {}
     train_len = None
@@ -41,13 +41,7 @@ def recall(model_path=None, baseline_path=None, facts: list[int] | None = None,
         fs = facts or list(DEFAULT_FACTS)
         ds = distances or default_distances(train_len)
         nb = n_buckets_of(model, arch)
-        rows = []
-        for f in fs:
-            for d in ds:
-                rows.append(recall_cell(model, arch, f, d, samples, nb, model_name=name))
-                if progress:
-                    progress(rows[-1])
-        results[name] = rows
+        results[name] = recall_grid(model, arch, fs, ds, samples, nb, model_name=name, progress=progress)
     if plot:
         plot_recall(results, plot, train_len)
     return {"train_len": train_len, "results": results}

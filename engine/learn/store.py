@@ -20,14 +20,13 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from engine.store.atomic import atomic_write_text, _fsync_dir
+from engine.store.atomic import atomic_write_text, fsync_dir
 from engine.store.paths import sessions_dir
 
 if TYPE_CHECKING:  # pragma: no cover
     from peft import PeftModel
 
 _VERSION = re.compile(r"^v(\d+)$")
-_SESSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 META_FILE = "mosaic.json"
 CURRENT_FILE = "current"
 
@@ -37,11 +36,20 @@ class AdapterStoreError(ValueError):
 
 
 def check_session_name(name: str) -> str:
-    """Return ``name`` if it is a safe folder name, else raise AdapterStoreError."""
-    if not _SESSION.match(name or ""):
-        raise AdapterStoreError(
-            f"bad session name {name!r}: use letters, digits, '.', '_' or '-' (at most 64)")
-    return name
+    """Return ``name`` if it is a valid session name (the sessions' own rule), else raise AdapterStoreError."""
+    from engine.store.sessions import SessionError, validate_name
+    try:
+        return validate_name(name)
+    except SessionError as exc:
+        raise AdapterStoreError(str(exc)) from None
+
+
+def _valid_name(name: str) -> bool:
+    try:
+        check_session_name(name)
+    except AdapterStoreError:
+        return False
+    return True
 
 
 def adapters_dir(session: str) -> Path:
@@ -114,7 +122,7 @@ def save(peft_model: "PeftModel", session: str, version: int, meta: dict | None 
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        _fsync_dir(root)
+        fsync_dir(root)
     atomic_write_text(root / CURRENT_FILE, f"v{version}\n")
     return final
 
@@ -159,4 +167,4 @@ def sessions_with_adapters() -> list[str]:
     """Names of the sessions that have at least one saved adapter version."""
     root = sessions_dir()
     return sorted(p.name for p in root.iterdir()
-                  if p.is_dir() and _SESSION.match(p.name) and list_versions(p.name))
+                  if p.is_dir() and _valid_name(p.name) and list_versions(p.name))

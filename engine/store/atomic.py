@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Callable
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_dir(folder: Path) -> None:
+    """fsync a folder so a rename inside it is durable (best effort: some filesystems refuse)."""
     try:
         fd = os.open(folder, os.O_RDONLY)
     except OSError:
@@ -45,7 +46,7 @@ def atomic_write_with(path: str | os.PathLike, write: Callable[[str], None]) -> 
         except FileNotFoundError:
             pass
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
     return path
 
 

@@ -2,7 +2,6 @@
 periodic held-out checks, atomic resumable checkpoints, DDP when launched by torchrun."""
 from __future__ import annotations
 
-import json
 import math
 import os
 import sys

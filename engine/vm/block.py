@@ -21,7 +21,6 @@ at positions that read (teacher labels and the CE loss teach the rest).
 """
 from __future__ import annotations
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn

@@ -371,7 +371,6 @@ def triton_memory_step_(mem, st, q, k, v, utility, pos, sel_read, sel_scan, do_w
     write / clear / evict policy with its table update in another (instead of ~60 small ops)."""
     from kernels.memory import triton as tw
 
-    B = q.shape[0]
     logits = mem.route(torch.stack([q, k], dim=1))
     read_logits, write_logits = logits[:, 0], logits[:, 1]
     lp = read_logits.log_softmax(-1)
