@@ -14,12 +14,35 @@ from engine.curriculum.conversation import Conversation
 from engine.curriculum.example import Example
 
 # (style, weight): most sequences are fact-heavy; the rest teach tools, impulses, commitments.
-STYLES = (("facts", 0.55), ("mixed", 0.25), ("tools", 0.1), ("agent", 0.1))
+# "burst" tells many facts back to back and then asks them all: the many-competing-facts case
+# that interleaved telling and asking rarely builds up.
+STYLES = (("facts", 0.4), ("burst", 0.2), ("mixed", 0.2), ("tools", 0.1), ("agent", 0.1))
 
 
 def max_facts_for(length: int) -> int:
     """Competing facts a sequence of ``length`` bytes can hold (~70 bytes per told fact)."""
     return max(1, min(32, length // 90))
+
+
+def _burst(conv: Conversation, rng: random.Random, length: int) -> None:
+    """Rounds of: tell up to ``max_facts_for(length)`` facts in a row, some distractor talk, then
+    ask every live fact once in random order (sometimes updating or forgetting one first)."""
+    while len(conv) < length:
+        for _ in range(rng.randint(2, max(2, max_facts_for(length)))):
+            conv.tell()
+        for _ in range(rng.choice((0, 0, 1, 2, 4, 8))):
+            conv.distractor()
+        live = list(conv.live.values())
+        if live and rng.random() < 0.3:
+            rng.choice((conv.update, conv.forget))(rng.choice(live))
+        if conv.forgotten and rng.random() < 0.5:
+            conv.ask_forgotten(rng.choice(conv.forgotten))
+        live = list(conv.live.values())
+        rng.shuffle(live)
+        for fact in live:
+            conv.ask(fact)
+            if rng.random() < 0.1:
+                conv.distractor()
 
 
 def training_example(seed: int, length: int, n_buckets: int, split: str = "train",
@@ -33,6 +56,9 @@ def training_example(seed: int, length: int, n_buckets: int, split: str = "train
     conv = Conversation(rng, split, n_buckets, answer_weight)
     style = style or rng.choices([s for s, _ in STYLES], [w for _, w in STYLES])[0]
     n_facts = rng.randint(1, max_facts_for(length))
+    if style == "burst":
+        _burst(conv, rng, length)
+        return conv.b.build(length, meta={"seed": seed, "split": split, "style": style, "facts": len(conv.live)})
     p_ask = rng.uniform(0.15, 1.0)    # small: long gaps; large: questions right after telling
     p_talk = rng.uniform(0.0, 0.8)
     w_other = {"facts": 0.1, "mixed": 0.6, "tools": 2.0, "agent": 2.0}[style]

@@ -48,6 +48,14 @@ TELL = {
         "the {k} is {v}, keep that in mind",
         "save this: {k}: {v}",
         "ok so the {k} is {v}",
+        # negated "forget": storing, not forgetting (the model must not key on the word alone)
+        "don't forget that the {k} is {v}",
+        "never forget: the {k} is {v}",
+        "make sure you do not forget it, the {k} is {v}",
+        "hold on to this: the {k} is {v}",
+        "store this for me, the {k} is {v}",
+        "here is one for you: the {k} is {v}",
+        "I want you to know that the {k} is {v}",
     ),
     "heldout": (
         "keep in mind that the {k} is {v}",
@@ -63,6 +71,10 @@ ASK = {
         "tell me the {k}",
         "remind me of the {k}",
         "can you tell me the {k}?",
+        "what's the {k}?",
+        "do you still know the {k}?",
+        "I need the {k}, what is it?",
+        "which value did I give you for the {k}?",
     ),
     "heldout": (
         "what did I say the {k} was?",

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Train the default MOSAIC model for a wall-time budget, then the window baseline for the same
+# number of steps (the same command with --arch window), on one GPU. Evaluation runs afterwards,
+# anywhere, with `mosaic eval ... --model OUT/default --baseline OUT/window`.
+#
+#   scripts/train_pair_gpu.sh OUT_DIR [SECONDS=380]
+#
+# OUT_DIR receives default/{model.safetensors,metrics.json,MODEL.md}, window/{model.pt,metrics.json}
+# and the two training logs (the checkpoints with optimizer state stay in WORK).
+# Knobs (environment): DEVICE (cuda), PRESET (default), WORKERS (6), WORK (/tmp/mosaic-pair),
+# EXTRA (more options for both runs, e.g. "--steps 3" for a dry run on a CPU).
+set -uo pipefail
+OUT=${1:?usage: scripts/train_pair_gpu.sh OUT_DIR [SECONDS]}
+BUDGET=${2:-380}
+PY=${PYTHON:-python3}
+DEVICE=${DEVICE:-cuda}
+PRESET=${PRESET:-default}
+WORKERS=${WORKERS:-6}
+WORK=${WORK:-/tmp/mosaic-pair}
+EXTRA=${EXTRA:-}
+export PYTHONUNBUFFERED=1
+mkdir -p "$OUT/default" "$OUT/window" "$WORK"
+
+echo "== mosaic: $PRESET for $BUDGET s on $DEVICE"
+$PY -m engine.train --preset "$PRESET" --device "$DEVICE" --time-budget "$BUDGET" --workers "$WORKERS" \
+    --out "$WORK/default" $EXTRA > "$OUT/train_default.log" 2>&1
+echo "rc $?"; tail -c 1500 "$OUT/train_default.log"
+cp "$WORK/default/model.safetensors" "$WORK/default/metrics.json" "$WORK/default/MODEL.md" "$OUT/default/" \
+    || { echo "no trained mosaic model"; exit 1; }
+STEPS=$($PY -c "import json,sys;print(json.load(open(sys.argv[1]))['steps_done'])" "$WORK/default/metrics.json")
+echo "== window baseline: $PRESET --arch window for the same $STEPS steps"
+$PY -m engine.train --preset "$PRESET" --arch window --device "$DEVICE" --steps "$STEPS" --workers "$WORKERS" \
+    --out "$WORK/window" $EXTRA > "$OUT/train_window.log" 2>&1
+echo "rc $?"; tail -c 800 "$OUT/train_window.log"
+cp "$WORK/window/model.pt" "$WORK/window/metrics.json" "$OUT/window/" || echo "no window model"
