@@ -33,6 +33,9 @@ def train(
     workers: Optional[int] = typer.Option(None, "--workers", min=0, help="Data-loader processes."),
     from_session: Optional[str] = typer.Option(None, "--from-session",
                                                help="Also train on this session's replay log (a quarter of each batch)."),
+    lr: Optional[float] = typer.Option(None, "--lr", min=0, help="Peak learning rate (default: the preset's)."),
+    init: Optional[Path] = typer.Option(None, "--init", help="Start from these weights (model file or run folder; "
+                                                            "fresh optimizer and schedule)."),
     as_json: bool = typer.Option(False, "--json", help="Print the run summary as one JSON object."),
 ) -> None:
     """Train on the synthetic curriculum: progress with loss and tokens/s, held-out checks,
@@ -41,7 +44,8 @@ def train(
     from engine.train.config import TrainConfigError, train_preset
     try:
         cfg = train_preset(preset, steps=steps, arch=arch, seed=seed, time_budget=time_budget,
-                           batch_size=batch_size, seq_len=seq_len, workers=workers, from_session=from_session)
+                           batch_size=batch_size, seq_len=seq_len, workers=workers, from_session=from_session,
+                           lr=lr, init_from=str(init) if init else None)
     except TrainConfigError as exc:
         fail(str(exc))
     from engine.train.__main__ import default_out

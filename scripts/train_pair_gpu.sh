@@ -8,7 +8,9 @@
 # OUT_DIR receives default/{model.safetensors,metrics.json,MODEL.md}, window/{model.pt,metrics.json}
 # and the two training logs (the checkpoints with optimizer state stay in WORK).
 # Knobs (environment): DEVICE (cuda), PRESET (default), WORKERS (6), WORK (/tmp/mosaic-pair),
-# EXTRA (more options for both runs, e.g. "--steps 3" for a dry run on a CPU).
+# EXTRA (more options for both runs, e.g. "--steps 3" for a dry run on a CPU), INIT (a folder
+# holding default/ and window/ of an earlier pair: a second stage starts from those weights;
+# give it another --seed in EXTRA so that it sees other data).
 set -uo pipefail
 OUT=${1:?usage: scripts/train_pair_gpu.sh OUT_DIR [SECONDS]}
 BUDGET=${2:-380}
@@ -18,18 +20,20 @@ PRESET=${PRESET:-default}
 WORKERS=${WORKERS:-6}
 WORK=${WORK:-/tmp/mosaic-pair}
 EXTRA=${EXTRA:-}
+INIT=${INIT:-}
+init() { [ -n "$INIT" ] && echo "--init $INIT/$1"; }
 export PYTHONUNBUFFERED=1
 mkdir -p "$OUT/default" "$OUT/window" "$WORK"
 
 echo "== mosaic: $PRESET for $BUDGET s on $DEVICE"
 $PY -m engine.train --preset "$PRESET" --device "$DEVICE" --time-budget "$BUDGET" --workers "$WORKERS" \
-    --out "$WORK/default" $EXTRA > "$OUT/train_default.log" 2>&1
+    --out "$WORK/default" $(init default) $EXTRA > "$OUT/train_default.log" 2>&1
 echo "rc $?"; tail -c 1500 "$OUT/train_default.log"
 cp "$WORK/default/model.safetensors" "$WORK/default/metrics.json" "$WORK/default/MODEL.md" "$OUT/default/" \
     || { echo "no trained mosaic model"; exit 1; }
 STEPS=$($PY -c "import json,sys;print(json.load(open(sys.argv[1]))['steps_done'])" "$WORK/default/metrics.json")
 echo "== window baseline: $PRESET --arch window for the same $STEPS steps"
 $PY -m engine.train --preset "$PRESET" --arch window --device "$DEVICE" --steps "$STEPS" --workers "$WORKERS" \
-    --out "$WORK/window" $EXTRA > "$OUT/train_window.log" 2>&1
+    --out "$WORK/window" $(init window) $EXTRA > "$OUT/train_window.log" 2>&1
 echo "rc $?"; tail -c 800 "$OUT/train_window.log"
 cp "$WORK/window/model.pt" "$WORK/window/metrics.json" "$OUT/window/" || echo "no window model"

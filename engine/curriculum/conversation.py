@@ -186,8 +186,8 @@ class Conversation:
         oldest one that closes it (RESPOND, COMMIT close).
         """
         kinds = ["memory_pressure", "low_confidence", "idle", "unconsolidated", "generic"]
-        if self.open_tasks:
-            kinds.append("open_commitment")
+        if kind is None and self.open_tasks and self.rng.random() < 0.4:
+            kind = "open_commitment"  # the only impulse whose fitting answer closes a commitment
         kind = kind or self.rng.choice(kinds)
         rng = self.rng
         g = lambda x: f"{x:.3g}"  # noqa: E731 - the runtime's number format
@@ -227,11 +227,30 @@ class Conversation:
 
     # -- tools --------------------------------------------------------------
     def tool_request(self, tool, split: str | None = None) -> None:
-        """A request for a new tool answered by its definition (a TOOL_DEF turn, IDLE at its END)."""
+        """A request for a new tool answered by its definition (a TOOL_DEF turn, IDLE at its END).
+
+        The definition names its function twice, some 200 bytes apart (``"name": "f"`` and
+        ``def f(``), too far for the registers to carry reliably: the name is WRITTEN where it
+        is first chosen and READ where the implementation repeats it, as a fact would be.
+        """
         from engine.curriculum import tools as toolset
         self._user(toolset.request_text(tool, self.rng, split or self.split))
         start = len(self.b)
-        self.b.turn(stream.TOOL_DEF, toolset.definition_json(tool))
+        text = stream.clean(toolset.definition_json(tool))
+        first, again = text.find(f'"name": "{tool.name}"'), text.find(f"def {tool.name}(")
+        self.b.open_turn(stream.TOOL_DEF)
+        if first < 0 or again < first:
+            self.b.plain(text)
+        else:
+            first += len('"name": "')
+            again += len("def ")
+            name = Fact(f"t{start}", "tool name", tool.name)
+            self.b.plain(text[:first])
+            self.b.write(name.fid, name.key, name.value, weight=1.0)
+            self.b.plain(text[first + len(tool.name):again])
+            self.b.read(name.fid, name.key, name.value)
+            self.b.plain(text[again + len(tool.name):])
+        self.b.close_turn(model_turn=True)
         self.b.events.append({"kind": "tool_def", "tool": tool.name, "start": start, "end": len(self.b)})
         self._bot("I proposed a tool named {n}. it runs once you approve it.", n=tool.name)
 

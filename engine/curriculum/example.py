@@ -130,13 +130,13 @@ class Builder:
         for b in text.encode("utf-8"):
             self._push(b, weight=weight)
 
-    def write(self, fact: str, key: str, value: str) -> None:
-        """Value bytes told by the world: WRITE at each byte, under key group x offset."""
+    def write(self, fact: str, key: str, value: str, weight: float = 0.0) -> None:
+        """Value bytes WRITTEN at each byte, under key group x offset. ``weight``: LM weight on
+        them (0 for a value told by the world, which is unpredictable; >0 where the model writes it)."""
         group = key_group(key)
         pos = []
         for off, b in enumerate(value.encode("utf-8")):
-            # a freshly told value is unpredictable: no LM weight on its bytes
-            pos.append(self._push(b, WRITE_MEM, 1, bucket_of(group, off, self.n_buckets), weight=0.0))
+            pos.append(self._push(b, WRITE_MEM, 1, bucket_of(group, off, self.n_buckets), weight=weight))
         self.writes[fact] = pos
         self.events.append({"kind": "write", "fact": fact, "at": pos[0], "value": value})
 

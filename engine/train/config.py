@@ -57,6 +57,8 @@ class TrainConfig:
                                 # (0 on the CPU, up to 8 beside a GPU)
     amp: bool = True            # bf16 autocast on CUDA (ignored on the CPU)
     from_session: str | None = None  # also train on this session's replay log (the slow timescale)
+    init_from: str | None = None     # start from these weights (model file or run folder; fresh
+                                     # optimizer and schedule): a second stage with another --seed
     session_share: float = 0.25      # share of each batch taken from it
 
     def __post_init__(self) -> None:

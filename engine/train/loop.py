@@ -125,6 +125,18 @@ def resolve_device(name: str | None) -> torch.device:
     return dev
 
 
+def init_weights(model: torch.nn.Module, arch: str, path: str | Path) -> None:
+    """Copy the weights of a trained model (file or run folder) of the same arch and shape into ``model``."""
+    from engine.train.checkpoint import CheckpointError, load_trained_model
+    src, src_arch, _ = load_trained_model(path)
+    if src_arch != arch:
+        raise CheckpointError(f"--init {path}: a {src_arch} model cannot start a {arch} run")
+    mine, theirs = model.state_dict(), src.state_dict()
+    if mine.keys() != theirs.keys() or any(mine[k].shape != theirs[k].shape for k in mine):
+        raise CheckpointError(f"--init {path}: its shapes differ from this preset's model")
+    model.load_state_dict(theirs)
+
+
 def train(cfg: TrainConfig, out_dir: str | Path, device: str | None = None, resume: bool = False,
           command: str = "", log: Callable[[str], None] | None = None, progress_bar: bool = True) -> dict:
     """Train per ``cfg`` into ``out_dir``; returns the run summary (also in metrics.json).
@@ -162,6 +174,9 @@ def train(cfg: TrainConfig, out_dir: str | Path, device: str | None = None, resu
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.95),
                             fused=dev.type == "cuda")
     start, elapsed0, tokens0, history = 0, 0.0, 0, []
+    if cfg.init_from and not resume:
+        init_weights(model, cfg.arch, cfg.init_from)
+        say(f"starting from the weights of {cfg.init_from}")
     if resume:
         st = ckpt.load_training_state(out)
         if st is None:

@@ -63,7 +63,10 @@ def compute_losses(out, batch: dict[str, torch.Tensor], weights: dict[str, float
         lab = op_label.unsqueeze(2).expand(B, T, L)
         ce_op = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), lab.reshape(-1).clamp(min=0),
                                 reduction="none").view(B, T, L)
-        w = torch.where(op_label == NOP, 1.0, 5.0).unsqueeze(2).expand(B, T, L) * (lab >= 0)
+        # COMMIT closes a reply in place of the usual IDLE, and only a few replies in a thousand
+        # carry it: without a larger weight the head learns to idle there
+        w = torch.where(op_label == NOP, 1.0, torch.where(op_label == COMMIT, 25.0, 5.0))
+        w = w.unsqueeze(2).expand(B, T, L) * (lab >= 0)
         term = (ce_op * w).sum() / w.sum().clamp(min=1.0)
         parts["opcode"] = term.detach()
         total = total + weights["opcode"] * term

@@ -44,14 +44,22 @@ def test_write_labels_are_exactly_the_told_value_bytes():
         assert (ex.write_gate[ex.opcode != E.WRITE_MEM] == 0).all()
         assert (ex.bucket[b_writes] >= 0).all() and (ex.bucket[b_writes] < NB).all()
         text = bytes(ex.ids.tolist())
-        # each run of WRITE positions is a value told in a user turn or a tool result
+        # each run of WRITE positions is a value told in a user turn or a tool result, or the
+        # name a tool definition chooses (the model writes it: LM weight on it, none on told values)
         runs = np.split(b_writes, np.flatnonzero(np.diff(b_writes) != 1) + 1) if len(b_writes) else []
         for run in runs:
             value = bytes(ex.ids[run].tolist()).decode()
             line_start = text.rfind(b"\n", 0, run[0]) + 1
             role = chr(ex.ids[line_start])
-            assert role in (stream.USER, stream.TOOL_RESULT), (role, value)
+            assert role in (stream.USER, stream.TOOL_RESULT, stream.TOOL_DEF), (role, value)
             assert " " not in value and "\n" not in value
+            if role == stream.TOOL_DEF:
+                assert text[run[0] - 9:run[0]] == b'"name": "' and (ex.loss_weight[run - 1] > 0).all()
+                rest = text[run[-1]:]  # (the example may be cut before the implementation)
+                if b'"implementation": "def ' in rest:
+                    assert f'"implementation": "def {value}('.encode() in rest
+            else:
+                assert (ex.loss_weight[run - 1] == 0).all()
 
 
 def test_read_labels_predict_the_paired_write_byte():

@@ -184,3 +184,32 @@ def test_train_from_session_mixes_its_replay_log_into_each_batch(tmp_path):
     assert info["steps_done"] == 2
     with pytest.raises(ValueError, match="no replay log"):
         train(cfg.replace(from_session="empty"), tmp_path / "run2", device="cpu", progress_bar=False)
+
+
+@pytest.mark.parametrize("arch", ["mosaic", "window"])
+def test_init_starts_a_second_stage_from_trained_weights(tmp_path, arch):
+    from engine.train.loop import build_model, init_weights
+    cfg = train_preset("tiny", steps=3, arch=arch, eval_every=0, seq_len=64, batch_size=2)
+    train(cfg, tmp_path / "one", device="cpu", log=_quiet, progress_bar=False)
+    trained, _, _ = ckpt.load_trained_model(tmp_path / "one")
+    fresh = build_model(cfg.replace(seed=5))[0]
+    init_weights(fresh, arch, tmp_path / "one")
+    assert all(torch.equal(a, b) for a, b in zip(fresh.state_dict().values(), trained.state_dict().values()))
+    # the second stage trains on from there (another seed: other data) into its own folder
+    info = train(cfg.replace(seed=1, init_from=str(tmp_path / "one")), tmp_path / "two", device="cpu",
+                 log=_quiet, progress_bar=False)
+    assert info["steps_done"] == 3
+    two, _, _ = ckpt.load_trained_model(tmp_path / "two")
+    assert not all(torch.equal(a, b) for a, b in zip(two.state_dict().values(), trained.state_dict().values()))
+    other = "window" if arch == "mosaic" else "mosaic"
+    with pytest.raises(ckpt.CheckpointError, match="cannot start"):
+        init_weights(build_model(cfg.replace(arch=other))[0], other, tmp_path / "one")
+
+
+def test_init_refuses_weights_of_another_shape(tmp_path):
+    from engine.train.loop import build_model, init_weights
+    cfg = train_preset("tiny", steps=1, eval_every=0, seq_len=64, batch_size=1)
+    train(cfg, tmp_path / "one", device="cpu", log=_quiet, progress_bar=False)
+    bigger = train_preset("default", steps=1)
+    with pytest.raises(ckpt.CheckpointError, match="shapes differ"):
+        init_weights(build_model(bigger)[0], "mosaic", tmp_path / "one")
