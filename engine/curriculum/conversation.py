@@ -27,6 +27,39 @@ class Fact:
     value: str
 
 
+_ORDINALS = ("first", "second", "third", "fourth", "fifth")
+
+
+def _definition_names(text: str, name: str, uid: int) -> list[tuple[int, str, Fact]] | None:
+    """Where a tool definition's function and parameter names are chosen ("write") and repeated
+    ("read"): [(offset in ``text``, mode, fact)] in text order, or None if the text is not laid
+    out as ``tools.definition_json`` writes it (then it is written plain)."""
+    import json as _json
+    try:
+        params = list(_json.loads(text)["parameters"]["properties"])
+    except (ValueError, KeyError, TypeError):
+        return None
+    marks: list[tuple[int, str, Fact]] = []
+    fn = Fact(f"t{uid}n", "tool name", name)
+    first, call = text.find(f'"name": "{name}"'), text.find(f'"implementation": "def {name}(')
+    props, req = text.find('"properties": {'), text.find('"required": [')
+    if min(first, call, props, req) < 0 or len(params) > len(_ORDINALS):
+        return None
+    marks += [(first + len('"name": "'), "write", fn), (call + len('"implementation": "def '), "read", fn)]
+    args_at = call + len(f'"implementation": "def {name}(')
+    if not text.startswith(", ".join(params) + ")", args_at):
+        return None
+    for i, p in enumerate(params):
+        fact = Fact(f"t{uid}p{i}", f"tool {_ORDINALS[i]}", p)
+        w, r = text.find(f'"{p}": {{', props), text.find(f'"{p}"', req)
+        if w < 0 or r < 0:
+            return None
+        marks += [(w + 1, "write", fact), (r + 1, "read", fact), (args_at, "read", fact)]
+        args_at += len(p) + 2
+    marks.sort(key=lambda m: m[0])
+    return marks
+
+
 class Conversation:
     """Writes exchanges into a :class:`Builder`, remembering which facts are live."""
 
@@ -229,27 +262,25 @@ class Conversation:
     def tool_request(self, tool, split: str | None = None) -> None:
         """A request for a new tool answered by its definition (a TOOL_DEF turn, IDLE at its END).
 
-        The definition names its function twice, some 200 bytes apart (``"name": "f"`` and
-        ``def f(``), too far for the registers to carry reliably: the name is WRITTEN where it
-        is first chosen and READ where the implementation repeats it, as a fact would be.
+        The definition names its function and its parameters more than once, up to 250 bytes
+        apart (``"name": "f"`` ... ``def f(``; ``"properties": {"a": ...`` ... ``"required": ["a"]``
+        ... ``(a)``), too far for the registers to carry reliably: each name is WRITTEN where it
+        is first chosen and READ where it is repeated, as a fact would be.
         """
         from engine.curriculum import tools as toolset
         self._user(toolset.request_text(tool, self.rng, split or self.split))
         start = len(self.b)
         text = stream.clean(toolset.definition_json(tool))
-        first, again = text.find(f'"name": "{tool.name}"'), text.find(f"def {tool.name}(")
         self.b.open_turn(stream.TOOL_DEF)
-        if first < 0 or again < first:
-            self.b.plain(text)
-        else:
-            first += len('"name": "')
-            again += len("def ")
-            name = Fact(f"t{start}", "tool name", tool.name)
-            self.b.plain(text[:first])
-            self.b.write(name.fid, name.key, name.value, weight=1.0)
-            self.b.plain(text[first + len(tool.name):again])
-            self.b.read(name.fid, name.key, name.value)
-            self.b.plain(text[again + len(tool.name):])
+        pos = 0
+        for at, mode, fact in _definition_names(text, tool.name, start) or []:
+            self.b.plain(text[pos:at])
+            if mode == "write":
+                self.b.write(fact.fid, fact.key, fact.value, weight=1.0)
+            else:
+                self.b.read(fact.fid, fact.key, fact.value)
+            pos = at + len(fact.value)
+        self.b.plain(text[pos:])
         self.b.close_turn(model_turn=True)
         self.b.events.append({"kind": "tool_def", "tool": tool.name, "start": start, "end": len(self.b)})
         self._bot("I proposed a tool named {n}. it runs once you approve it.", n=tool.name)
