@@ -2,6 +2,7 @@
 periodic held-out checks, atomic resumable checkpoints, DDP when launched by torchrun."""
 from __future__ import annotations
 
+import json
 import math
 import os
 import sys
@@ -137,6 +138,21 @@ def init_weights(model: torch.nn.Module, arch: str, path: str | Path) -> None:
     model.load_state_dict(theirs)
 
 
+def earlier_stages(init_from: str | None) -> list[dict]:
+    """The runs that made the weights a ``--init`` run starts from, oldest first (from the
+    metrics.json beside them; empty if there is none): the card lists every stage."""
+    if not init_from:
+        return []
+    p = Path(init_from)
+    metrics = (p if p.is_dir() else p.parent) / "metrics.json"
+    try:
+        prev = json.loads(metrics.read_text())
+    except (OSError, ValueError):
+        return []
+    keep = ("command", "hardware", "seed", "seq_len", "batch_size", "steps_done", "tokens", "wall_s", "tokens_per_s")
+    return list(prev.get("stages") or []) + [{k: prev.get(k) for k in keep}]
+
+
 def train(cfg: TrainConfig, out_dir: str | Path, device: str | None = None, resume: bool = False,
           command: str = "", log: Callable[[str], None] | None = None, progress_bar: bool = True) -> dict:
     """Train per ``cfg`` into ``out_dir``; returns the run summary (also in metrics.json).
@@ -210,7 +226,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, device: str | None = None, resu
             "seq_len": cfg.seq_len, "batch_size": cfg.batch_size, "steps": cfg.steps,
             "time_budget": cfg.time_budget, "hardware": hardware(dev, world), "world_size": world,
             "model_config": model_cfg, "train_config": cfg.to_dict(),
-            "amp": use_amp}
+            "amp": use_amp, "init_from": cfg.init_from, "stages": earlier_stages(cfg.init_from)}
     say(f"training {cfg.arch} preset={cfg.preset} params={info['params']:,} on {info['hardware']}; "
         f"seq_len={cfg.seq_len} batch={cfg.batch_size}x{world} steps={cfg.steps}"
         + (f" time_budget={cfg.time_budget:.0f}s" if cfg.time_budget else ""))

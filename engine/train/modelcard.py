@@ -45,6 +45,15 @@ def render_card(info: dict, evals: dict | None = None) -> str:
              f"- **wall time**: {info.get('wall_s', 0):.1f} s ({info.get('tokens_per_s', 0):,.0f} tokens/s)",
              f"- **hardware**: {info.get('hardware')}",
              f"- **final training loss**: {info.get('final_loss')}", ""]
+    stages = info.get("stages") or []
+    if stages:  # a --init run: the weights it started from were trained by these commands
+        lines += ["## Training stages (this run started from the weights of the stage before it)", ""]
+        for i, s in enumerate(stages + [info], 1):
+            lines.append(f"{i}. `{s.get('command')}`: {s.get('steps_done')} steps of {s.get('batch_size')} x "
+                         f"{s.get('seq_len')} bytes (seed {s.get('seed')}), {s.get('tokens', 0):,} bytes, "
+                         f"{s.get('wall_s', 0):.0f} s on {s.get('hardware')}")
+        total = sum(s.get("tokens") or 0 for s in stages + [info])
+        lines += ["", f"In all: {total:,} training bytes.", ""]
     hist = info.get("heldout") or []
     if hist:
         lines += ["## Held-out checks during training", "",

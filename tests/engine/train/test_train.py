@@ -199,6 +199,8 @@ def test_init_starts_a_second_stage_from_trained_weights(tmp_path, arch):
     info = train(cfg.replace(seed=1, init_from=str(tmp_path / "one")), tmp_path / "two", device="cpu",
                  log=_quiet, progress_bar=False)
     assert info["steps_done"] == 3
+    assert [s["seed"] for s in info["stages"]] == [0] and info["init_from"] == str(tmp_path / "one")
+    assert "Training stages" in (tmp_path / "two" / "MODEL.md").read_text()
     two, _, _ = ckpt.load_trained_model(tmp_path / "two")
     assert not all(torch.equal(a, b) for a, b in zip(two.state_dict().values(), trained.state_dict().values()))
     other = "window" if arch == "mosaic" else "mosaic"
