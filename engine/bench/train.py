@@ -6,8 +6,13 @@ twins; the baseline is the trainer's own window transformer (engine.train.window
 to MOSAIC's width, depth and parameter count, attention through PyTorch's SDPA over a
 window equal to the training length.
 All paths share device, precision (float32, TF32 matmuls on a GPU), batch and length.
+MOSAIC rows also give the host time of the slot-planning pass (NumPy, while the device waits)
+per token and as a share of the step.
 """
 from __future__ import annotations
+
+import time
+from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
@@ -32,6 +37,25 @@ def _train_step_fn(net: torch.nn.Module, ids: torch.Tensor, logits_of):
         loss.backward()
         opt.step()
     return step
+
+
+@contextmanager
+def timed_planning():
+    """Seconds spent in ``engine.vm.memory.plan`` (as the blocks call it) inside the block: [total]."""
+    import engine.vm.block as block
+    spent, orig = [0.0], block.plan
+
+    def timed(**kw):
+        t = time.perf_counter()
+        try:
+            return orig(**kw)
+        finally:
+            spent[0] += time.perf_counter() - t
+    block.plan = timed
+    try:
+        yield spent
+    finally:
+        block.plan = orig
 
 
 def bench_train(device: torch.device, model: str | None = None, batch: int | None = None,
@@ -59,11 +83,14 @@ def bench_train(device: torch.device, model: str | None = None, batch: int | Non
     for mode in modes:
         try:
             with kernels_mode(mode):
-                t = median_seconds(_train_step_fn(net, ids, lambda m, x: m(x).logits), device,
-                                   warmup=2, iters=iters)
+                step = _train_step_fn(net, ids, lambda m, x: m(x).logits)
+                t = median_seconds(step, device, warmup=2, iters=iters)
+                with timed_planning() as planning:
+                    step()
             times[mode] = t
             report.rows.append({"path": f"mosaic {mode}", "batch": batch, "length": length,
-                                "params": size, "tokens_per_s": tokens / t, "ms_per_step": t * 1e3})
+                                "params": size, "tokens_per_s": tokens / t, "ms_per_step": t * 1e3,
+                                "plan_us_per_token": planning[0] / tokens * 1e6, "plan_share": planning[0] / t})
         except Exception as e:
             report.notes.append(f"mosaic {mode}: {type(e).__name__}: {e}")
     try:

@@ -36,6 +36,11 @@ def test_bench_train_json_on_cpu():
     mosaic, window = rows
     assert abs(window["params"] - mosaic["params"]) / mosaic["params"] < 0.05  # equal size
     assert mosaic["vs_window"] > 0
+    # the planning pass ran inside the step (a positive share of it) and the hook is removed after
+    assert mosaic["plan_us_per_token"] > 0 and 0 < mosaic["plan_share"] < 1
+    import engine.vm.block as block
+    import engine.vm.memory as memory
+    assert block.plan is memory.plan
 
 
 def test_bench_rejects_a_missing_gpu(monkeypatch):
