@@ -80,20 +80,13 @@ class Conversation:
 
     # -- helpers ------------------------------------------------------------
     def _segments(self, template: str, fact: Fact | None, mode: str, old: str = "",
-                  echo: tuple[str, Fact] | None = None, **plain: str) -> None:
-        """Write ``template``: ``{v}`` as a write/read/clear/plain value, ``{old}`` cleared;
-        ``{k}`` plain, or written / read as the fact ``echo`` = (mode, fact) says."""
+                  **plain: str) -> None:
+        """Write ``template``: ``{v}`` as a write/read/clear/plain value, ``{old}`` cleared."""
         pos = 0
         for m in _SLOT.finditer(template):
             self.b.plain(template[pos:m.start()])
             name = m.group(1)
-            if name == "k" and echo is not None:
-                how, e = echo
-                if how == "write":
-                    self.b.write(e.fid, e.key, e.value, weight=1.0)
-                else:
-                    self.b.read(e.fid, e.key, e.value)
-            elif name == "k":
+            if name == "k":
                 self.b.plain(fact.key)
             elif name == "v":
                 if mode == "write":
@@ -146,15 +139,9 @@ class Conversation:
         return fact
 
     def ask(self, fact: Fact) -> None:
-        """The user asks; the bot recalls the value: READ before each value byte.
-
-        The answer names the key again ("the <key> is <value>"), 20-40 bytes after the question:
-        the question's key is WRITTEN (as the fact "question") and the answer READS it back, so
-        the key the value is read under is the one asked for, not one the registers half recall.
-        """
-        echo = Fact(f"q{len(self.b)}", "question", fact.key)
-        self._user(self.rng.choice(vocab.templates(vocab.ASK, self.split)), fact, echo=("write", echo))
-        self._bot(self.rng.choice(vocab.ANSWER), fact, "read", echo=("read", echo))
+        """The user asks; the bot recalls the value: READ before each value byte."""
+        self._user(self.rng.choice(vocab.templates(vocab.ASK, self.split)), fact)
+        self._bot(self.rng.choice(vocab.ANSWER), fact, "read")
 
     def update(self, fact: Fact) -> None:
         """A new value for a live fact: old bytes cleared (when named), new bytes written."""
