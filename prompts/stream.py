@@ -21,8 +21,8 @@ Opcode conventions the curriculum teaches and the runtime reads (last layer):
   * IDLE at the position whose input is the END of a model turn (end of turn),
     and on the role byte of an impulse answered by doing nothing;
   * WRITE_MEM at every byte of a value the model must remember: a value told, a
-    tool's result, the key a question asks for (the answer names it again), and the
-    function and parameter names a tool definition chooses (its code repeats them);
+    tool's result, and the function and parameter names a tool definition chooses
+    (its code repeats them);
   * READ_MEM at every position whose *next* byte is recalled from memory;
   * CLEAR_MEM at every byte of a value being forgotten or replaced;
   * COMMIT at the END of a turn that opens ("I will remind you ...") or closes a commitment.
