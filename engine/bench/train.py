@@ -41,7 +41,8 @@ def _train_step_fn(net: torch.nn.Module, ids: torch.Tensor, logits_of):
 
 @contextmanager
 def timed_planning():
-    """Seconds spent in ``engine.vm.memory.plan`` (as the blocks call it) inside the block: [total]."""
+    """Inside the ``with``: a one-element list accumulating the seconds the blocks spend in the
+    slot-planning pass (``engine.vm.memory.plan``); the blocks' own reference is restored after."""
     import engine.vm.block as block
     spent, orig = [0.0], block.plan
 

@@ -34,9 +34,8 @@ def _definition_names(text: str, name: str, uid: int) -> list[tuple[int, str, Fa
     """Where a tool definition's function and parameter names are chosen ("write") and repeated
     ("read"): [(offset in ``text``, mode, fact)] in text order, or None if the text is not laid
     out as ``tools.definition_json`` writes it (then it is written plain)."""
-    import json as _json
     try:
-        params = list(_json.loads(text)["parameters"]["properties"])
+        params = list(json.loads(text)["parameters"]["properties"])
     except (ValueError, KeyError, TypeError):
         return None
     marks: list[tuple[int, str, Fact]] = []
