@@ -152,7 +152,7 @@ class Conversation:
         if self.rng.random() < 0.5:
             self._user(self.rng.choice(vocab.REPLACE), fact, "write", old=old)
         else:
-            self.b.writes.pop(fact.fid, None)
+            self.b.drop(fact.fid)
             self._user(self.rng.choice(vocab.templates(vocab.UPDATE, self.split)), fact, "write")
         self._bot(self.rng.choice(vocab.ACK))
 
@@ -186,6 +186,12 @@ class Conversation:
         fake = Fact("-", key, "")
         self._user(self.rng.choice(vocab.LOOKALIKE), fake, n=str(self.rng.randint(2, 99)))
         self._bot(self.rng.choice(vocab.LOOKALIKE_REPLY))
+
+    def greet(self) -> None:
+        """A greeting and its reply (how a chat usually starts)."""
+        line, reply = self.rng.choice(vocab.GREETINGS)
+        self._user(line)
+        self._bot(reply)
 
     def distractor(self) -> None:
         if self.rng.random() < 0.6:

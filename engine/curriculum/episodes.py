@@ -18,6 +18,8 @@ from engine.curriculum.example import Example
 # that interleaved telling and asking rarely builds up.
 STYLES = (("facts", 0.3), ("burst", 0.3), ("mixed", 0.2), ("tools", 0.1), ("agent", 0.1))
 
+P_GREETING = 0.3  # share of conversations that open with a greeting
+
 
 def max_facts_for(length: int) -> int:
     """Competing facts a sequence of ``length`` bytes can hold (~70 bytes per told fact)."""
@@ -56,6 +58,8 @@ def training_example(seed: int, length: int, n_buckets: int, split: str = "train
     conv = Conversation(rng, split, n_buckets, answer_weight)
     style = style or rng.choices([s for s, _ in STYLES], [w for _, w in STYLES])[0]
     n_facts = rng.randint(1, max_facts_for(length))
+    if rng.random() < P_GREETING:
+        conv.greet()
     if style == "burst":
         _burst(conv, rng, length)
         return conv.b.build(length, meta={"seed": seed, "split": split, "style": style, "facts": len(conv.live)})

@@ -3,13 +3,19 @@
 Every position ``t`` of an example has the input byte ``ids[t]`` and labels that
 say what the model should do *at* that position (INTERFACES.md, prompts/stream.py):
 
-* ``opcode``      Opcode value (NOP where nothing happens; -1 = free, only at the last byte of a
-                  recalled value, where only memory knows that the value ends)
+* ``opcode``      Opcode value (NOP where nothing happens; -1 = free: the model's own decision)
 * ``write_gate``  1 at WRITE positions, 0 elsewhere
 * ``bucket``      a learnable compositional bucket (key group x byte offset) at WRITE,
                   READ and CLEAR positions, -1 elsewhere
 * ``pair``        at a READ position: the index of the WRITE position holding the byte
-                  that comes next (``ids[pair[t]] == ids[t + 1]``), -1 elsewhere
+                  that comes next (``ids[pair[t]] == ids[t + 1]``), or, at the last byte of a
+                  recalled value, the value's end marker (below); -1 elsewhere
+
+A written value's end is written too: the byte after the told value (whatever it is: END,
+",", a quote) is WRITTEN at offset len(value) of the same key group, and the last byte of
+a recalled value READS it. Without it only the value's length as the registers guessed it
+said where a value ends, and answers ended a byte early or ran a byte long (``th82.`` for
+``th82x``; ``kv92b`` for ``kv92``).
 * ``commit``      commitment head class at COMMIT positions: 0 close, 2 open; 1 (neutral) elsewhere
 * ``loss_weight`` weight of predicting ``ids[t + 1]`` from position ``t`` (answers weighted
                   up, unpredictable bytes such as a new random value or the world's next
@@ -109,6 +115,9 @@ class Builder:
         self.commit: list[int] = []
         self.weight: list[float] = []  # weight of *this* byte as a target (shifted at the end)
         self.writes: dict[str, list[int]] = {}  # fact id -> positions of its value bytes
+        self.ends: dict[str, int] = {}          # fact id -> position of its value's end marker
+        self._pending: tuple[str, str, int, int] | None = None  # (WRITE|CLEAR, fact, group, offset)
+        self._end_of_answer = False  # the next byte ends a recalled value: weighted as an answer
         self.events: list[dict] = []
 
     def __len__(self) -> int:
@@ -117,6 +126,15 @@ class Builder:
     # -- low level --------------------------------------------------------
     def _push(self, byte: int, op: int = NOP, gate: int = 0, bucket: int = -1, pair: int = -1,
               weight: float = 1.0) -> int:
+        pending, self._pending = self._pending, None
+        if self._end_of_answer:
+            self._end_of_answer, weight = False, max(weight, self.answer_weight)
+        if pending is not None and op == NOP:  # this byte ends a value just written or cleared
+            kind, fact, group, off = pending
+            op, bucket = kind, bucket_of(group, off, self.n_buckets)
+            gate = int(kind == WRITE_MEM)
+            if kind == WRITE_MEM:
+                self.ends[fact] = len(self.ids)
         self.ids.append(byte)
         self.opcode.append(op)
         self.write_gate.append(gate)
@@ -138,6 +156,8 @@ class Builder:
         for off, b in enumerate(value.encode("utf-8")):
             pos.append(self._push(b, WRITE_MEM, 1, bucket_of(group, off, self.n_buckets), weight=weight))
         self.writes[fact] = pos
+        self.ends.pop(fact, None)
+        self._pending = (WRITE_MEM, fact, group, len(pos))
         self.events.append({"kind": "write", "fact": fact, "at": pos[0], "value": value})
 
     def read(self, fact: str, key: str, value: str) -> None:
@@ -152,9 +172,16 @@ class Builder:
             self.bucket[prev] = bucket_of(group, off, self.n_buckets)
             self.pair[prev] = src[off]
             self._push(b, weight=self.answer_weight)
-        # At the last value byte nothing in the text says the value ends (only memory knows its
-        # length): no opcode label there, the model decides (READ or NOP are both harmless).
-        self.opcode[-1] = FREE
+        # At the last value byte nothing in the text says the value ends: the end marker in
+        # memory does. A value written without one (cut off, or right before a label) stays FREE.
+        end = self.ends.get(fact)
+        last = len(self.ids) - 1
+        if end is None:
+            self.opcode[last] = FREE
+        else:
+            self.opcode[last], self.pair[last] = READ_MEM, end
+            self.bucket[last] = bucket_of(group, len(data), self.n_buckets)
+            self._end_of_answer = True
         self.events.append({"kind": "read", "fact": fact, "at": len(self.ids) - len(data),
                             "value": value})
 
@@ -163,7 +190,22 @@ class Builder:
         group = key_group(key)
         for off, b in enumerate(value.encode("utf-8")):
             self._push(b, CLEAR_MEM, 0, bucket_of(group, off, self.n_buckets), weight=1.0)
+        if self.ends.get(fact) is not None:  # its end marker goes too
+            self._pending = (CLEAR_MEM, fact, group, len(value.encode("utf-8")))
+        self.drop(fact)
+
+    def drop(self, fact: str) -> None:
+        """Forget where ``fact`` was written (a new value is told without clearing the old)."""
         self.writes.pop(fact, None)
+        self.ends.pop(fact, None)
+
+    def _unmark_end(self, pos: int) -> None:
+        """The byte at ``pos`` needs another label (a model turn's END): no end marker there."""
+        if self.opcode[pos] in (WRITE_MEM, CLEAR_MEM):
+            self.opcode[pos], self.write_gate[pos], self.bucket[pos] = NOP, 0, -1
+            for fact, at in list(self.ends.items()):
+                if at == pos:
+                    del self.ends[fact]
 
     # -- turns ------------------------------------------------------------
     def open_turn(self, role: str, respond: bool = False) -> None:
@@ -173,6 +215,8 @@ class Builder:
     def close_turn(self, model_turn: bool, commit: int | None = None) -> None:
         """END; IDLE on it for model turns, COMMIT (open/close) when the turn changes a commitment."""
         pos = self._push(ord(stream.END))
+        if commit is not None or model_turn:
+            self._unmark_end(pos)
         if commit is not None:
             self.opcode[pos] = COMMIT
             self.commit[pos] = commit
@@ -190,6 +234,7 @@ class Builder:
 
     def idle_after_world_turn(self) -> None:
         """The model chooses to say nothing after a world turn: IDLE on that turn's END."""
+        self._unmark_end(len(self.ids) - 1)
         self.opcode[-1] = IDLE
 
     # -- result -----------------------------------------------------------

@@ -118,6 +118,22 @@ SMALL_TALK = (
     ("we went hiking on sunday.", "that sounds fun."),
     ("the weather is nice.", "good day to be outside."),
 )
+# How people open (and sometimes close) a chat: a conversation's first turn in a share of the
+# training conversations, so that a plain "hello" gets a greeting, not a recalled fact.
+GREETINGS = (
+    ("hello", "hello! tell me something to remember, or ask me for a tool."),
+    ("hello!", "hi, nice to see you."),
+    ("hi", "hi, how can I help?"),
+    ("hi there", "hello, what is on your mind?"),
+    ("hey", "hey, what can I do for you?"),
+    ("good morning", "good morning!"),
+    ("good evening", "good evening, how was your day?"),
+    ("how are you?", "I am fine, thanks for asking."),
+    ("who are you?", "I am mosaic, a small model with a memory. tell me things and ask for them later."),
+    ("what can you do?", "I remember what you tell me, and I can write small tools for you."),
+    ("thank you", "you are welcome."),
+    ("bye", "bye, talk to you soon."),
+)
 LOOKALIKE = (
     "I cleaned the {k} yesterday.",
     "the {k} needs a repair.",

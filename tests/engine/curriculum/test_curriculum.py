@@ -37,7 +37,8 @@ def test_examples_have_the_requested_length_and_parse_as_turns():
         assert all(role in stream.ROLE_BYTES for role, _ in turns)
 
 
-def test_write_labels_are_exactly_the_told_value_bytes():
+def test_write_labels_are_exactly_the_told_value_bytes_and_their_end():
+    n_ends = 0
     for ex in _examples():
         b_writes = np.flatnonzero(ex.opcode == E.WRITE_MEM)
         assert (ex.write_gate[b_writes] == 1).all()
@@ -45,14 +46,24 @@ def test_write_labels_are_exactly_the_told_value_bytes():
         assert (ex.bucket[b_writes] >= 0).all() and (ex.bucket[b_writes] < NB).all()
         text = bytes(ex.ids.tolist())
         # each run of WRITE positions is a value told in a user turn or a tool result, or the
-        # name a tool definition chooses (the model writes it: LM weight on it, none on told values)
+        # name a tool definition chooses (the model writes it: LM weight on it, none on told
+        # values), followed by its end marker: the byte after the value, in the next offset's
+        # bucket (only a run cut off by the example's end has none)
         runs = np.split(b_writes, np.flatnonzero(np.diff(b_writes) != 1) + 1) if len(b_writes) else []
         for run in runs:
+            if run[-1] == len(ex) - 1 and chr(ex.ids[run[-1]]).isalnum():
+                continue  # cut inside the value
+            run, end = run[:-1], run[-1]
+            assert len(run) >= 1
             value = bytes(ex.ids[run].tolist()).decode()
             line_start = text.rfind(b"\n", 0, run[0]) + 1
             role = chr(ex.ids[line_start])
             assert role in (stream.USER, stream.TOOL_RESULT, stream.TOOL_DEF), (role, value)
             assert " " not in value and "\n" not in value
+            assert chr(ex.ids[end]) in '\n,"}(', (value, chr(ex.ids[end]))
+            group_offset0 = ex.bucket[run[0]]
+            assert ex.bucket[end] == (group_offset0 + min(len(run), E.MAX_OFFSET - 1)) % NB
+            n_ends += 1
             if role == stream.TOOL_DEF:  # a function or parameter name, repeated later
                 assert text[run[0] - 1:run[0]] == b'"' and (ex.loss_weight[run - 1] > 0).all()
                 rest = text[run[-1] + 1:]  # (the example may be cut before the implementation)
@@ -60,6 +71,7 @@ def test_write_labels_are_exactly_the_told_value_bytes():
                     assert rest.count(value.encode()) >= 1
             else:
                 assert (ex.loss_weight[run - 1] == 0).all()
+    assert n_ends > 20
 
 
 def test_read_labels_predict_the_paired_write_byte():
@@ -70,7 +82,10 @@ def test_read_labels_predict_the_paired_write_byte():
             p = ex.pair[t]
             assert 0 <= p < t
             assert ex.opcode[p] == E.WRITE_MEM
-            assert ex.ids[p] == ex.ids[t + 1]          # the next byte is the one written there
+            if ex.opcode[p + 1] == E.WRITE_MEM:     # a value byte (an end marker is the run's last)
+                assert ex.ids[p] == ex.ids[t + 1]      # the next byte is the one written there
+            else:                                   # the value ends here: a non-value byte follows
+                assert not chr(ex.ids[t + 1]).isalnum() and ex.opcode[t - 1] == E.READ_MEM
             assert ex.bucket[t] == ex.bucket[p]         # same compositional bucket
             assert ex.loss_weight[t] > 1.0              # answers weighted up
             n_reads += 1
@@ -91,14 +106,13 @@ def test_pairs_point_at_the_latest_value_after_an_update():
         ex = conv.b.build()
         reads = np.flatnonzero(ex.opcode == E.READ_MEM)
         answer = bytes(ex.ids[reads + 1].tolist()).decode()
-        assert answer == fact.value != old
+        assert answer == fact.value + "." and fact.value != old
         new_writes = ex.pair[reads]
-        assert (new_writes > ex.meta.get("x", 0)).all()
-        assert bytes(ex.ids[new_writes].tolist()).decode() == fact.value
+        assert bytes(ex.ids[new_writes].tolist()).decode() == fact.value + "\n"  # and its end
         first_told = int(np.flatnonzero(ex.opcode == E.WRITE_MEM)[0])
         assert new_writes.min() > first_told + len(old)  # not the first telling
         cleared = bytes(ex.ids[ex.opcode == E.CLEAR_MEM].tolist()).decode()
-        assert cleared in ("", old)
+        assert cleared in ("", old + ",")  # named: the old value and its end marker are cleared
 
 
 def test_forgotten_values_are_cleared_byte_by_byte():
@@ -176,10 +190,14 @@ def test_recall_example_answers_and_distance():
     assert len(ex.meta["answers"]) == 6
     assert ex.meta["distance"] >= 600
     for start, end in ex.meta["answers"]:
-        assert (ex.opcode[start - 1:end - 1] == E.READ_MEM).all()
-        assert ex.opcode[end - 1] == E.FREE  # only memory knows where a value ends
+        assert (ex.opcode[start - 1:end] == E.READ_MEM).all()
         for t in range(start - 1, end - 1):
             assert ex.ids[ex.pair[t]] == ex.ids[t + 1]
+        # the last value byte reads the told value's end marker: the byte after it, in the
+        # next offset's bucket, which is no value byte
+        marker = ex.pair[end - 1]
+        assert marker == ex.pair[end - 2] + 1 and ex.opcode[marker] == E.WRITE_MEM
+        assert ex.ids[marker] == ord(stream.END) and ex.ids[end] == ord(".")
 
 
 def test_impulses_are_rendered_by_the_prompts_templates():
@@ -265,3 +283,40 @@ def test_tool_calls_are_woven_into_replies():
                 defn = json.loads(text)
                 assert defn == toolset.BY_NAME[defn["name"]].definition()
     assert seen > 3
+
+
+def test_end_markers_stay_off_model_turn_ends_and_go_with_a_forgotten_value():
+    b = E.Builder(NB)
+    b.open_turn(stream.BOT)
+    b.write("f1", "door code", "4417")   # a value at the very end of a model turn
+    b.close_turn(model_turn=True)        # its END keeps IDLE: no end marker there
+    end = len(b) - 1
+    assert b.opcode[end] == E.IDLE and b.write_gate[end] == 0 and "f1" not in b.ends
+    b.open_turn(stream.BOT)
+    b.read("f1", "door code", "4417")
+    assert b.opcode[-1] == E.FREE        # no marker to read: the model decides
+    b.plain(".")
+    b.close_turn(model_turn=True)
+    b.open_turn(stream.USER)
+    b.write("f2", "gate pin", "90")
+    b.close_turn(model_turn=False)       # a world turn's END is the marker
+    marker = len(b) - 1
+    assert b.opcode[marker] == E.WRITE_MEM and b.ends["f2"] == marker
+    b.open_turn(stream.USER)
+    b.clear("f2", "gate pin", "90")
+    b.close_turn(model_turn=False)
+    assert b.opcode[-1] == E.CLEAR_MEM and b.bucket[-1] == b.bucket[marker]
+    assert "f2" not in b.ends and "f2" not in b.writes
+
+
+def test_some_conversations_open_with_a_greeting_answered_without_memory():
+    greetings = {line for line, _ in vocab.GREETINGS}
+    opened = 0
+    for s in range(40):
+        ex = training_example(s, 512, NB)
+        role, first = stream.split_turns(ex.text())[0]
+        if role == stream.ROLES[stream.USER] and first in greetings:
+            opened += 1
+            reply_end = ex.text().index("\n", ex.text().index(stream.BOT))
+            assert not np.isin(ex.opcode[:reply_end], (E.READ_MEM, E.WRITE_MEM)).any()
+    assert 4 <= opened <= 24  # about 30%
