@@ -219,7 +219,7 @@ def register(app: typer.Typer) -> None:
         session: Optional[str] = typer.Option(None, "--session", help="keep state and log under this name"),
         model: Optional[str] = typer.Option(None, "--model", help="model file (default: the shipped model)"),
         temperature: float = typer.Option(0.0, min=0.0, help="0 = greedy"),
-        max_turn_bytes: int = typer.Option(200, min=1, help="cap on one reply"),
+        max_turn_bytes: int = typer.Option(200, min=1, help="cap on one reply (a tool definition or call may run to 2,048)"),
         impulses: bool = typer.Option(True, "--impulses/--no-impulses", help="let drives wake the model"),
         learn: bool = typer.Option(True, "--learn/--no-learn", help="online LoRA learning (medium timescale)"),
     ) -> None:

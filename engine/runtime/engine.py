@@ -55,6 +55,7 @@ _STOP = "_Stop"
 @dataclass
 class EngineConfig:
     max_turn_bytes: int = 200            # cap on one generated turn
+    max_code_turn_bytes: int = 2048      # ... on a TOOL_DEF or TOOL_CALL turn (a definition is ~300-700 bytes)
     temperature: float = 0.0             # 0 = greedy
     seed: int = 0
     tick_s: float = 0.05                 # idle polling period
@@ -468,7 +469,8 @@ class Engine:
         if logits is None:
             view = self._step(END_BYTE)
             logits = view.logits
-        for i in range(self.config.max_turn_bytes):
+        cap, i = self.config.max_turn_bytes, 0
+        while i < cap:
             if self._stopping.is_set():
                 turn.ended_by = "stop"
                 break
@@ -480,6 +482,9 @@ class Engine:
                 turn.role = stream.ROLES.get(chr(b))
                 turn.respond = b == BOT_BYTE and view.op == OP_RESPOND
                 turn.first_token_ts = time.time()
+                if turn.role in ("tool_def", "tool_call"):  # cut short it could never validate
+                    cap = max(cap, self.config.max_code_turn_bytes)
+            i += 1
             if self.config.publish_tokens:
                 self._emit(Event("Token", {"turn": turn_id, "byte": b, "opcode": view.opnames[-1]}))
             if view.op == OP_COMMIT and view.commit_delta:

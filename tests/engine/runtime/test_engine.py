@@ -281,6 +281,29 @@ def test_tool_call_turn_goes_to_the_tool_service_and_its_result_is_fed_back():
         assert eng.stop()
 
 
+def test_a_tool_definition_is_not_cut_at_the_reply_cap():
+    from engine.curriculum import tools as toolset
+    from engine.toolbridge import ToolService
+    from toolsmith import BUILTIN_NAMES
+    tool = next(t for t in toolset.TOOLS if t.name not in BUILTIN_NAMES)
+    definition = "\x14" + toolset.definition_json(tool) + "\n"
+    assert len(definition) > 200
+    model = ScriptedModel(tiny_model(), reply=[definition, "\x12proposed\n"])
+    eng, rec = _engine(model, max_turn_bytes=40)
+    eng.tools = ToolService()
+    eng.start()
+    try:
+        ev = eng.submit_user("make a tool that reverses text")
+        _turn_end(rec, ev.id)
+        proposed = rec.wait_for(lambda e: e.type in ("ToolProposed", "ToolRejected"))
+        assert proposed.type == "ToolProposed", proposed.payload
+        assert proposed.payload["name"] == tool.name
+        resp = rec.wait_for(lambda e: e.type == "Response")
+        assert resp.payload["text"] == "proposed"
+    finally:
+        assert eng.stop()
+
+
 class _FakeLearner:
     """The OnlineLearner surface the engine uses (observe / maybe_update / add_replays / consolidate)."""
 
