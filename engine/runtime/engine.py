@@ -513,9 +513,12 @@ class Engine:
                and rounds < self.config.max_tool_rounds and not self._stopping.is_set()):
             rounds += 1
             result_turn = self._run_tool_turn(turns[-1])
-            if result_turn is None:
-                break
-            self._feed(result_turn)
+            # The curriculum follows a definition with the model's own words about it, never with
+            # a TOOL_RESULT turn: the proposal's fate reaches the person as events only.
+            if turns[-1].role != "tool_def":
+                if result_turn is None:
+                    break
+                self._feed(result_turn)
             turns.append(self._generate(turn_id))
         final = next((t for t in reversed(turns) if t.role not in ("tool_def", "tool_call")), turns[-1])
         return final, turns

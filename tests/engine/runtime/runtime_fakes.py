@@ -19,7 +19,8 @@ def tiny_model():
 
 
 class ScriptedModel:
-    """Wraps a model: after the END of a non-model turn, greedy decoding spells ``reply`` and the
+    """Wraps a model: after the END of a non-model turn (or of a tool definition, which the model
+    follows with its own words), greedy decoding spells ``reply`` and the
     last layer's opcode on the reply's first byte is ``first_op`` (RESPOND by default).
 
     Only the step *output* is changed (logits, last-layer opcode); the real model still runs and
@@ -41,6 +42,7 @@ class ScriptedModel:
         self.fail_next = 0               # raise in the next N steps
         self.steps = 0
         self.lock = threading.Lock()
+        self.roles_seen: list[int] = []  # every role byte the model read or wrote, in order
 
     def parameters(self):
         return self.inner.parameters()
@@ -66,9 +68,10 @@ class ScriptedModel:
         for t, b in enumerate(data):
             if 0x11 <= b <= 0x17:
                 self._prev_role = b
+                self.roles_seen.append(b)
                 if b == 0x13 and int(opcodes[0, t, -1]) == 4:
                     opcodes[0, t, -1] = 0
-            if b == 0x0A and self._prev_role in (0x11, 0x13, 0x16):
+            if b == 0x0A and self._prev_role in (0x11, 0x13, 0x14, 0x16):
                 self._start_script()
             if self.op_override is not None:
                 op = self.op_override(b)
@@ -94,9 +97,10 @@ class ScriptedModel:
             opcodes[0, -1] = self.first_op
         if 0x11 <= b <= 0x17:
             self._prev_role = b
+            self.roles_seen.append(b)
             if b == 0x13 and int(opcodes[0, -1]) == 4:
                 opcodes[0, -1] = 0        # never decline an impulse unless a test says so
-        if b == 0x0A and self._prev_role in (0x11, 0x13, 0x16):
+        if b == 0x0A and self._prev_role in (0x11, 0x13, 0x14, 0x16):
             self._start_script()
         if self._pos is not None:
             if self._pos < len(self.reply):

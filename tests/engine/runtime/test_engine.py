@@ -300,6 +300,9 @@ def test_a_tool_definition_is_not_cut_at_the_reply_cap():
         assert proposed.payload["name"] == tool.name
         resp = rec.wait_for(lambda e: e.type == "Response")
         assert resp.payload["text"] == "proposed"
+        # as the curriculum teaches: the definition is followed by the model's own words, no
+        # TOOL_RESULT turn in between (the person sees ToolProposed / ToolRejected)
+        assert model.roles_seen[-3:] == [0x11, 0x14, 0x12]
     finally:
         assert eng.stop()
 
