@@ -6,11 +6,13 @@ twins; the baseline is the trainer's own window transformer (engine.train.window
 to MOSAIC's width, depth and parameter count, attention through PyTorch's SDPA over a
 window equal to the training length.
 All paths share device, precision (float32, TF32 matmuls on a GPU), batch and length.
-MOSAIC rows also give the host time of the slot-planning pass (NumPy, while the device waits)
-per token and as a share of the step.
+MOSAIC rows also give the time of the slot-planning pass per token and as a share of the step
+(batched on the device by default; ``MOSAIC_PLANNER=host`` times the NumPy reference walk, while
+the device waits for the host).
 """
 from __future__ import annotations
 
+import os
 import time
 from contextlib import contextmanager
 
@@ -40,11 +42,25 @@ def _train_step_fn(net: torch.nn.Module, ids: torch.Tensor, logits_of):
 
 
 @contextmanager
+def planner_mode(planner: str):
+    """Inside the ``with``: ``MOSAIC_PLANNER`` = ``planner`` (device | host); restored after."""
+    before = os.environ.get("MOSAIC_PLANNER")
+    os.environ["MOSAIC_PLANNER"] = planner
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("MOSAIC_PLANNER", None)
+        else:
+            os.environ["MOSAIC_PLANNER"] = before
+
+
+@contextmanager
 def timed_planning():
     """Inside the ``with``: a one-element list accumulating the seconds the blocks spend in the
-    slot-planning pass (``engine.vm.memory.plan``); the blocks' own reference is restored after."""
+    slot-planning pass (``engine.vm.block.plan_slots``); the blocks' own reference is restored after."""
     import engine.vm.block as block
-    spent, orig = [0.0], block.plan
+    spent, orig = [0.0], block.plan_slots
 
     def timed(**kw):
         t = time.perf_counter()
@@ -52,11 +68,11 @@ def timed_planning():
             return orig(**kw)
         finally:
             spent[0] += time.perf_counter() - t
-    block.plan = timed
+    block.plan_slots = timed
     try:
         yield spent
     finally:
-        block.plan = orig
+        block.plan_slots = orig
 
 
 def bench_train(device: torch.device, model: str | None = None, batch: int | None = None,
@@ -79,21 +95,24 @@ def bench_train(device: torch.device, model: str | None = None, batch: int | Non
 
     net = load_bench_model(model, device).train()
     size = n_params(net)
-    modes = ["naive"] + (["triton"] if gpu and triton_usable(device) else [])
+    kernels = ["naive"] + (["triton"] if gpu and triton_usable(device) else [])
+    # every kernel path with the batched planner; the fastest one also with the host walk
+    modes = [(k, "device") for k in kernels] + [(kernels[-1], "host")]
     times: dict[str, float] = {}
-    for mode in modes:
+    for mode, planner in modes:
+        path = f"mosaic {mode}" + (", host planner" if planner == "host" else "")
         try:
-            with kernels_mode(mode):
+            with kernels_mode(mode), planner_mode(planner):
                 step = _train_step_fn(net, ids, lambda m, x: m(x).logits)
                 t = median_seconds(step, device, warmup=2, iters=iters)
                 with timed_planning() as planning:
                     step()
-            times[mode] = t
-            report.rows.append({"path": f"mosaic {mode}", "batch": batch, "length": length,
+            times[path] = t
+            report.rows.append({"path": path, "batch": batch, "length": length, "planner": planner,
                                 "params": size, "tokens_per_s": tokens / t, "ms_per_step": t * 1e3,
                                 "plan_us_per_token": planning[0] / tokens * 1e6, "plan_share": planning[0] / t})
         except Exception as e:
-            report.notes.append(f"mosaic {mode}: {type(e).__name__}: {e}")
+            report.notes.append(f"{path}: {type(e).__name__}: {e}")
     try:
         base = WindowLM(matched_window_config(net.config, window=length)).to(device).train()
         t = median_seconds(_train_step_fn(base, ids, lambda m, x: m(x).logits), device, warmup=2, iters=iters)

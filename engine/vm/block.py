@@ -21,6 +21,8 @@ at positions that read (teacher labels and the CE loss teach the rest).
 """
 from __future__ import annotations
 
+import os
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -28,11 +30,23 @@ from torch import nn
 from engine.vm.config import ModelConfig
 from engine.vm.isa import N_OPCODES, Opcode
 from engine.vm.memory import Memory, gather_rows, plan
+from engine.vm.plan_batched import TensorPlan, plan_batched
 from engine.vm.registers import Registers
 from engine.vm.state import LayerState
 
 READ, WRITE, CLEAR, IDLE = int(Opcode.READ_MEM), int(Opcode.WRITE_MEM), int(Opcode.CLEAR_MEM), int(Opcode.IDLE)
 UP, DOWN, SCAN, COMMIT = int(Opcode.GATE_UP), int(Opcode.GATE_DOWN), int(Opcode.SCAN), int(Opcode.COMMIT)
+
+
+def plan_slots(**kw) -> TensorPlan:
+    """The memory's slot plan (:func:`engine.vm.memory.plan`'s arguments, as tensors): batched on
+    the tensors' own device, or the host reference walk with ``MOSAIC_PLANNER=host``."""
+    if os.environ.get("MOSAIC_PLANNER", "device") != "host":
+        return plan_batched(**kw)
+    dev = kw["init_valid"].device
+    pl = plan(**{k: (v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else v) for k, v in kw.items()})
+    return TensorPlan(*(torch.from_numpy(getattr(pl, f)).to(dev)
+                        for f in ("final", "read_rows", "read_pos", "read_events")))
 
 
 def ste(hard: torch.Tensor, prob: torch.Tensor) -> torch.Tensor:
@@ -176,19 +190,17 @@ class MosaicBlock(nn.Module):
             rows, pos = is_read.nonzero(as_tuple=True)
             tb = None if t_bucket is None else t_bucket[rows, pos]
             probes = m.force(read_logits[rows, pos], tb).topk(m.Ps, dim=-1).indices
-            cpu = lambda t: t.detach().cpu().numpy()
-            pl = plan(threshold=m.threshold, write=cpu((op == WRITE) & gate), clear=cpu(op == CLEAR),
-                      bucket=cpu(bucket), keys=cpu(keys), utility=cpu(utility), pos0=cpu(pos0),
-                      read_rows=cpu(rows), read_pos=cpu(pos), read_probes=cpu(probes),
-                      init_valid=cpu(st.mem_valid), init_keys=cpu(st.mem_keys),
-                      init_utility=cpu(st.mem_utility), init_age=cpu(st.mem_age))
+            pl = plan_slots(threshold=m.threshold, write=(op == WRITE) & gate, clear=op == CLEAR,
+                            bucket=bucket, keys=keys.detach(), utility=utility.detach(), pos0=pos0,
+                            read_rows=rows, read_pos=pos, read_probes=probes, init_valid=st.mem_valid,
+                            init_keys=st.mem_keys, init_utility=st.mem_utility, init_age=st.mem_age)
         span = NB * W + T
         all_keys = torch.cat([st.mem_keys.reshape(B, NB * W, -1), keys], dim=1).reshape(B * span, -1)
         all_vals = torch.cat([st.mem_values.reshape(B, NB * W, -1), stored], dim=1).reshape(B * span, -1)
         M = None
         if len(pl.read_rows):
-            events = torch.from_numpy(pl.read_events).to(q.device)           # [N, Ps*W]
-            scans = torch.from_numpy(cpu(op[rows, pos] == SCAN)).to(q.device)
+            events = pl.read_events                                           # [N, Ps*W]
+            scans = op[rows, pos] == SCAN
             outs, idx = [], []
             for wide in (False, True):  # READ gathers its P probes only; SCAN all Ps (and both reads)
                 g = (scans == wide).nonzero(as_tuple=True)[0]
@@ -207,7 +219,7 @@ class MosaicBlock(nn.Module):
             M = q.new_zeros(B, T, m.out.out_features).index_put((rows[g], pos[g]), torch.cat(outs))
         # the final table, gathered from the events that occupy each slot
         with torch.no_grad():
-            fin = torch.from_numpy(pl.final).to(q.device).reshape(B, NB * W)
+            fin = pl.final.reshape(B, NB * W)
             valid = fin >= 0
             flat = torch.arange(B, device=q.device).unsqueeze(1) * span + fin.clamp(min=0)
             all_util = torch.cat([st.mem_utility.reshape(B, -1), utility], dim=1).reshape(-1)

@@ -32,15 +32,18 @@ def test_bench_decode_json_on_cpu():
 def test_bench_train_json_on_cpu():
     result = CliRunner().invoke(app, ["bench", "train", "--json", "--device", "cpu", "--batch", "1", "--length", "16"])
     rows = _rows(result)
-    assert [r["path"] for r in rows] == ["mosaic naive", "window transformer (SDPA)"]
-    mosaic, window = rows
+    assert [r["path"] for r in rows] == ["mosaic naive", "mosaic naive, host planner", "window transformer (SDPA)"]
+    mosaic, host, window = rows
+    assert (mosaic["planner"], host["planner"]) == ("device", "host")
     assert abs(window["params"] - mosaic["params"]) / mosaic["params"] < 0.05  # equal size
-    assert mosaic["vs_window"] > 0
+    assert mosaic["vs_window"] > 0 and host["vs_window"] > 0
     # the planning pass ran inside the step (a positive share of it) and the hook is removed after
-    assert mosaic["plan_us_per_token"] > 0 and 0 < mosaic["plan_share"] < 1
+    for row in (mosaic, host):
+        assert row["plan_us_per_token"] > 0 and 0 < row["plan_share"] < 1
+    import os
+    assert "MOSAIC_PLANNER" not in os.environ
     import engine.vm.block as block
-    import engine.vm.memory as memory
-    assert block.plan is memory.plan
+    assert block.plan_slots.__name__ == "plan_slots" and block.plan_slots.__module__ == "engine.vm.block"
 
 
 def test_bench_rejects_a_missing_gpu(monkeypatch):

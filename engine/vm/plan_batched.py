@@ -1,0 +1,125 @@
+"""The memory's slot plan on the model's own device: every bucket of every row at once.
+
+:func:`engine.vm.memory.plan` (the reference) walks each row's write and clear events one by
+one in a Python loop on the host, so a GPU step waits for the host. Events in different
+buckets never interact (a write only looks at its own bucket's ways), so the walk splits into
+B x NB independent chains. :func:`plan_batched` sorts the events by (chain, time) and takes
+the r-th event of every chain in one batched tensor step, r = 0 .. (longest chain - 1): the
+same decisions with a few dozen tensor steps instead of one Python step per event, and no
+copy to the host. Reads then find each probed slot's occupant with one ``searchsorted``.
+
+Decisions equal the reference's except where a cosine lies within float rounding of the
+match threshold (the two sum the dot product in different orders).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+_NEVER = torch.iinfo(torch.long).max
+
+
+@dataclass
+class TensorPlan:
+    """:class:`engine.vm.memory.Plan` as tensors on the model's device (same fields, same meaning)."""
+
+    final: torch.Tensor        # [B, NB, W] long
+    read_rows: torch.Tensor    # [N] long
+    read_pos: torch.Tensor     # [N] long
+    read_events: torch.Tensor  # [N, Ps*W] long
+
+
+def _choose_ways(valid: torch.Tensor, cos: torch.Tensor, utility: torch.Tensor, age: torch.Tensor,
+                 threshold: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The write policy for E buckets at once; valid/cos/utility/age: [E, W].
+
+    Returns (way of a write [E], way of a clear [E]): a write takes the live way of highest
+    cosine if it reaches ``threshold``, else the first empty way, else the lowest utility (the
+    oldest among equals); a clear takes the live way of highest cosine. Ties go to the first
+    way, as ``np.argmax`` / ``np.argmin`` break them.
+    """
+    cosv = torch.where(valid, cos, torch.full_like(cos, -float("inf")))
+    best = cosv.argmax(-1)
+    matched = valid.any(-1) & (cosv.gather(-1, best[:, None])[:, 0] >= threshold)
+    first_empty = (~valid).to(torch.int8).argmax(-1)
+    lowest = utility == utility.min(-1, keepdim=True).values
+    evict = torch.where(lowest, age, torch.full_like(age, _NEVER)).argmin(-1)
+    way = torch.where(matched, best, torch.where(valid.all(-1), evict, first_empty))
+    return way, best
+
+
+@torch.no_grad()
+def plan_batched(*, threshold: float, write: torch.Tensor, clear: torch.Tensor, bucket: torch.Tensor,
+                 keys: torch.Tensor, utility: torch.Tensor, pos0: torch.Tensor, read_rows: torch.Tensor,
+                 read_pos: torch.Tensor, read_probes: torch.Tensor, init_valid: torch.Tensor,
+                 init_keys: torch.Tensor, init_utility: torch.Tensor, init_age: torch.Tensor) -> TensorPlan:
+    """Same arguments and decisions as :func:`engine.vm.memory.plan`, as tensors on one device.
+
+    write/clear: [B, T] bool; bucket: [B, T] long; keys: [B, T, dk]; utility: [B, T]; pos0: [B];
+    read_rows/read_pos: [N]; read_probes: [N, Ps]; init_valid: [B, NB, W] bool; init_keys:
+    [B, NB, W, dk]; init_utility: [B, NB, W]; init_age: [B, NB, W] long.
+    Cost: (longest chain of events in one bucket) batched steps, one sort, one searchsorted.
+    """
+    B, NB, W = init_valid.shape
+    T = write.shape[1]
+    S, span, dev = NB * W, T + 2, init_valid.device
+    kn = F.normalize(keys.float(), dim=-1, eps=1e-12)
+    valid = init_valid.reshape(B * NB, W).clone()
+    ck = F.normalize(init_keys.float(), dim=-1, eps=1e-12).reshape(B * NB, W, -1).clone()
+    cu = init_utility.float().reshape(B * NB, W).clone()
+    ca = init_age.reshape(B * NB, W).clone()
+    slot_ids = torch.arange(S, device=dev).reshape(NB, W)
+    occ = torch.where(valid, slot_ids.repeat(B, 1), -1)
+
+    # events in (chain, time) order; rank = index within the chain
+    rows, ts = (write | clear).nonzero(as_tuple=True)          # row-major: time order per row
+    chain = rows * NB + bucket[rows, ts]
+    chain, order = torch.sort(chain, stable=True)
+    rows, ts = rows[order], ts[order]
+    _, counts = torch.unique_consecutive(chain, return_counts=True)
+    starts = torch.repeat_interleave(torch.cumsum(counts, 0) - counts, counts)
+    rank = torch.arange(len(chain), device=dev) - starts
+    by_rank = torch.argsort(rank, stable=True)
+    per_rank = torch.bincount(rank, minlength=1).tolist() if len(rank) else []
+    ev_slot, ev_time, ev_occ = [], [], []
+    at = 0
+    for n in per_rank:
+        e = by_rank[at:at + n]
+        at += n
+        c, b, t = chain[e], rows[e], ts[e]
+        is_write = write[b, t]
+        k = kn[b, t]
+        live = valid[c]
+        cos = torch.einsum("ewd,ed->ew", ck[c], k)
+        w_write, w_clear = _choose_ways(live, cos, cu[c], ca[c], threshold)
+        w = torch.where(is_write, w_write, w_clear)
+        act = is_write | live.any(-1)                        # a clear of an empty bucket does nothing
+        c, b, t, w, is_write, k = c[act], b[act], t[act], w[act], is_write[act], k[act]
+        new_occ = torch.where(is_write, S + t, -1)
+        occ[c, w] = new_occ
+        ck[c, w] = k * is_write[:, None]
+        cu[c, w] = torch.where(is_write, utility[b, t].float(), 0.0)
+        ca[c, w] = torch.where(is_write, pos0[b] + t, 0)
+        valid[c, w] = is_write
+        ev_slot.append(b * S + (c % NB) * W + w)
+        ev_time.append(t + 1)
+        ev_occ.append(new_occ)
+    final = occ.reshape(B, NB, W)
+
+    N = len(read_rows)
+    if N == 0:
+        events = torch.empty(0, read_probes.shape[1] * W, dtype=torch.long, device=dev)
+        return TensorPlan(final, read_rows, read_pos, events)
+    # every slot's history as sorted keys (row, slot, time): the initial occupant at time 0
+    init_occ = torch.where(init_valid.reshape(B, S), slot_ids.reshape(1, S), -1).reshape(-1)
+    hist_key = torch.cat([torch.arange(B * S, device=dev) * span] +
+                         [s * span + t for s, t in zip(ev_slot, ev_time)])
+    hist_occ = torch.cat([init_occ] + ev_occ)
+    hist_key, order = torch.sort(hist_key)
+    hist_occ = hist_occ[order]
+    slots = (read_probes[:, :, None] * W + torch.arange(W, device=dev)).reshape(N, -1)   # [N, Ps*W]
+    query = (read_rows[:, None] * S + slots) * span + read_pos[:, None] + 1
+    idx = torch.searchsorted(hist_key, query, side="left") - 1   # last event at time <= the read's
+    return TensorPlan(final, read_rows, read_pos, hist_occ[idx])
