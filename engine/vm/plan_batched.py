@@ -43,7 +43,7 @@ def _choose_ways(valid: torch.Tensor, cos: torch.Tensor, utility: torch.Tensor, 
     cosv = torch.where(valid, cos, torch.full_like(cos, -float("inf")))
     best = cosv.argmax(-1)
     matched = valid.any(-1) & (cosv.gather(-1, best[:, None])[:, 0] >= threshold)
-    first_empty = (~valid).to(torch.int8).argmax(-1)
+    first_empty = (~valid).float().argmax(-1)
     lowest = utility == utility.min(-1, keepdim=True).values
     evict = torch.where(lowest, age, torch.full_like(age, _NEVER)).argmin(-1)
     way = torch.where(matched, best, torch.where(valid.all(-1), evict, first_empty))
