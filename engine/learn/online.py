@@ -117,7 +117,11 @@ class OnlineLearner:
             if not isinstance(model, PeftModel):
                 raise lora.AdapterError("pass a plain model or a PeftModel, not a model with injected LoRA layers")
         else:
-            self.peft_model = lora.attach(model, self.config.lora_settings())
+            # the adapters' random init from the learner's own seed: the same learner for the
+            # same seed, whatever the global generator went through before (and it is left as it was)
+            with torch.random.fork_rng():
+                torch.manual_seed(self.config.seed)
+                self.peft_model = lora.attach(model, self.config.lora_settings())
         self.model = lora.unwrap(self.peft_model)
         self.guard = guard or Guard()
         self.on_event = on_event

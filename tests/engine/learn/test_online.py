@@ -197,3 +197,21 @@ def test_anchor_kl_is_zero_for_a_new_adapter_and_grows_with_training(model, chat
     chat(learner, chat_ids, rounds=2)
     with torch.no_grad():
         assert float(learner._anchor_kl(heldout_ids)) > 0.0
+
+
+def test_the_adapters_start_from_the_learners_seed_whatever_the_global_generator_did():
+    from conftest import small_model
+    inits = []
+    for noise in (0, 5):
+        model = small_model()
+        torch.manual_seed(1234)
+        torch.rand(noise)  # the global generator in another place
+        learner = OnlineLearner(model, LearnerConfig(seed=3))
+        inits.append([p.detach().clone() for p in learner.params])
+        after = torch.rand(1)
+        torch.manual_seed(1234)
+        torch.rand(noise)
+        assert torch.equal(after, torch.rand(1))  # and the global generator is left as it was
+    assert all(torch.equal(a, b) for a, b in zip(*inits))
+    other = OnlineLearner(small_model(), LearnerConfig(seed=4))
+    assert not all(torch.equal(a, b.detach()) for a, b in zip(inits[0], other.params))
