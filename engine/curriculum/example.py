@@ -10,16 +10,16 @@ say what the model should do *at* that position (INTERFACES.md, prompts/stream.p
 * ``pair``        at a READ position: the index of the WRITE position holding the byte
                   that comes next (``ids[pair[t]] == ids[t + 1]``), or, at the last byte of a
                   recalled value, the value's end marker (below); -1 elsewhere
+* ``commit``      commitment head class at COMMIT positions: 0 close, 2 open; 1 (neutral) elsewhere
+* ``loss_weight`` weight of predicting ``ids[t + 1]`` from position ``t`` (answers weighted
+                  up, unpredictable bytes such as a new random value or the world's next
+                  role byte weighted 0; the last position has no target)
 
 A written value's end is written too: the byte after the told value (whatever it is: END,
 ",", a quote) is WRITTEN at offset len(value) of the same key group, and the last byte of
 a recalled value READS it. Without it only the value's length as the registers guessed it
 said where a value ends, and answers ended a byte early or ran a byte long (``th82.`` for
 ``th82x``; ``kv92b`` for ``kv92``).
-* ``commit``      commitment head class at COMMIT positions: 0 close, 2 open; 1 (neutral) elsewhere
-* ``loss_weight`` weight of predicting ``ids[t + 1]`` from position ``t`` (answers weighted
-                  up, unpredictable bytes such as a new random value or the world's next
-                  role byte weighted 0; the last position has no target)
 """
 from __future__ import annotations
 
@@ -116,7 +116,7 @@ class Builder:
         self.weight: list[float] = []  # weight of *this* byte as a target (shifted at the end)
         self.writes: dict[str, list[int]] = {}  # fact id -> positions of its value bytes
         self.ends: dict[str, int] = {}          # fact id -> position of its value's end marker
-        self._pending: tuple[str, str, int, int] | None = None  # (WRITE|CLEAR, fact, group, offset)
+        self._pending: tuple[int, str, int, int] | None = None  # (WRITE_MEM|CLEAR_MEM, fact, group, offset)
         self._end_of_answer = False  # the next byte ends a recalled value: weighted as an answer
         self.events: list[dict] = []
 
