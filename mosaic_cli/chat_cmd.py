@@ -160,6 +160,18 @@ def _tui(mode: str) -> Any:
     return getattr(tui, "run_chat" if mode == "chat" else "run_watch", None)
 
 
+def tool_note(ev: Any) -> str | None:
+    """The one line ``--plain`` prints on stderr for a tool proposal's fate (None for other events)."""
+    p = ev.payload
+    if ev.type == "ToolProposed":
+        return (f"tool proposed: {p.get('name')} v{p.get('version')}; review it with "
+                f"`mosaic tools approve {p.get('name')}`")
+    if ev.type == "ToolRejected":
+        why = "; ".join(f"{e.get('field')}: {e.get('message')}" for e in p.get("errors") or []) or p.get("status")
+        return f"tool rejected: {p.get('name') or '(no name)'}: {why}"
+    return None
+
+
 def _plain_chat(engine: Any, jsonl: bool) -> None:
     done: dict[str, Any] = {}
     replies: dict[str, str] = {}
@@ -180,9 +192,13 @@ def _plain_chat(engine: Any, jsonl: bool) -> None:
             with cond:
                 done[ev.payload.get("turn", "")] = ev
                 cond.notify_all()
+        elif not jsonl and (note := tool_note(ev)):
+            with out_lock:  # stderr: stdout stays one reply line per user line
+                sys.stderr.write(note + "\n")
+                sys.stderr.flush()
 
-    engine.bus.subscribe("Response", on_event)
-    engine.bus.subscribe("TurnEnded", on_event)
+    for kind in ("Response", "TurnEnded", "ToolProposed", "ToolRejected"):
+        engine.bus.subscribe(kind, on_event)
     if jsonl:
         engine.bus.subscribe("*", _JsonlPrinter())
     engine.start()

@@ -44,6 +44,19 @@ def test_chat_plain_prints_one_reply_line_per_user_line(tiny_path):
     assert len(res.stdout.splitlines()) == 2          # the blank line is skipped
 
 
+def test_plain_chat_names_a_proposed_or_rejected_tool():
+    from types import SimpleNamespace as Ev
+    from mosaic_cli.chat_cmd import tool_note
+    note = tool_note(Ev(type="ToolProposed", payload={"name": "to_upper", "version": 1}))
+    assert note == "tool proposed: to_upper v1; review it with `mosaic tools approve to_upper`"
+    note = tool_note(Ev(type="ToolRejected", payload={"name": "reverse_text", "status": "invalid", "errors": [
+        {"field": "name", "message": "'reverse_text' collides with a built-in tool"}]}))
+    assert note == "tool rejected: reverse_text: name: 'reverse_text' collides with a built-in tool"
+    assert tool_note(Ev(type="ToolRejected", payload={"name": None, "status": "invalid"})) == \
+        "tool rejected: (no name): invalid"
+    assert tool_note(Ev(type="Response", payload={})) is None
+
+
 def test_chat_plain_jsonl_prints_every_event(tiny_path):
     res = CliRunner().invoke(app, ["chat", "--plain", "--jsonl", "--no-impulses", "--model", tiny_path,
                                    "--max-turn-bytes", "20"], input="hello there\n")
