@@ -200,7 +200,11 @@ def test_anchor_kl_is_zero_for_a_new_adapter_and_grows_with_training(model, chat
 
 
 def test_the_adapters_start_from_the_learners_seed_whatever_the_global_generator_did():
-    from conftest import small_model
+    from engine.vm import ModelConfig, MosaicLM
+
+    def small_model():
+        return MosaicLM(ModelConfig.preset("tiny")).eval()
+
     inits = []
     for noise in (0, 5):
         model = small_model()
