@@ -1,6 +1,8 @@
 """What every benchmark returns, and how it picks its device."""
 from __future__ import annotations
 
+import contextlib
+import os
 from dataclasses import dataclass, field
 
 import torch
@@ -54,3 +56,18 @@ def triton_usable(device: torch.device) -> bool:
     except ImportError:
         return False
     return True
+
+
+@contextlib.contextmanager
+def env_set(name: str, value: str):
+    """Set the environment variable ``name`` to ``value`` for the duration (the code it steers reads
+    it per call: MOSAIC_KERNELS, MOSAIC_PLANNER); its earlier value, or absence, is restored."""
+    old = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = old

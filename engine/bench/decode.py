@@ -9,28 +9,17 @@ model and random ids; ratios (``vs_step``, ``vs_graphed_naive``) are taken withi
 """
 from __future__ import annotations
 
-import contextlib
-import os
 from typing import Callable
 
 import torch
 
-from engine.bench.common import Report
+from engine.bench.common import Report, env_set
 from engine.bench.timing import copy_bandwidth, device_name, median_seconds
 
 
-@contextlib.contextmanager
 def kernels_mode(mode: str):
     """Set MOSAIC_KERNELS for the duration (the backends read it per call)."""
-    old = os.environ.get("MOSAIC_KERNELS")
-    os.environ["MOSAIC_KERNELS"] = mode
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop("MOSAIC_KERNELS", None)
-        else:
-            os.environ["MOSAIC_KERNELS"] = old
+    return env_set("MOSAIC_KERNELS", mode)
 
 
 def load_bench_model(model: str | None, device: torch.device):

@@ -12,14 +12,13 @@ the device waits for the host).
 """
 from __future__ import annotations
 
-import os
 import time
 from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
 
-from engine.bench.common import Report, triton_usable
+from engine.bench.common import Report, env_set, triton_usable
 from engine.bench.decode import kernels_mode, load_bench_model
 from engine.bench.timing import device_name, median_seconds
 from engine.train.window import WindowLM, matched_window_config
@@ -41,18 +40,9 @@ def _train_step_fn(net: torch.nn.Module, ids: torch.Tensor, logits_of):
     return step
 
 
-@contextmanager
 def planner_mode(planner: str):
     """Inside the ``with``: ``MOSAIC_PLANNER`` = ``planner`` (device | host); restored after."""
-    before = os.environ.get("MOSAIC_PLANNER")
-    os.environ["MOSAIC_PLANNER"] = planner
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop("MOSAIC_PLANNER", None)
-        else:
-            os.environ["MOSAIC_PLANNER"] = before
+    return env_set("MOSAIC_PLANNER", planner)
 
 
 @contextmanager
