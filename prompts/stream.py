@@ -22,9 +22,10 @@ Opcode conventions the curriculum teaches and the runtime reads (last layer):
     and on the role byte of an impulse answered by doing nothing;
   * WRITE_MEM at every byte of a value the model must remember: a value told, a
     tool's result, and the function and parameter names a tool definition chooses
-    (its code repeats them);
-  * READ_MEM at every position whose *next* byte is recalled from memory;
-  * CLEAR_MEM at every byte of a value being forgotten or replaced;
+    (its code repeats them), and on the byte right after such a value (its end marker);
+  * READ_MEM at every position whose *next* byte is recalled from memory, the last
+    byte of a recalled value included (it reads the end marker: the value ends here);
+  * CLEAR_MEM at every byte of a value being forgotten or replaced, and its end marker;
   * COMMIT at the END of a turn that opens ("I will remind you ...") or closes a commitment.
 """
 from __future__ import annotations
