@@ -72,6 +72,7 @@ def plan_batched(*, threshold: float, write: torch.Tensor, clear: torch.Tensor, 
     ca = init_age.reshape(B * NB, W).clone()
     slot_ids = torch.arange(S, device=dev).reshape(NB, W)
     occ = torch.where(valid, slot_ids.repeat(B, 1), -1)
+    init_occ = occ.reshape(-1).clone()                          # every slot's occupant at time 0
 
     # events in (chain, time) order; rank = index within the chain
     rows, ts = (write | clear).nonzero(as_tuple=True)          # row-major: time order per row
@@ -113,7 +114,6 @@ def plan_batched(*, threshold: float, write: torch.Tensor, clear: torch.Tensor, 
         events = torch.empty(0, read_probes.shape[1] * W, dtype=torch.long, device=dev)
         return TensorPlan(final, read_rows, read_pos, events)
     # every slot's history as sorted keys (row, slot, time): the initial occupant at time 0
-    init_occ = torch.where(init_valid.reshape(B, S), slot_ids.reshape(1, S), -1).reshape(-1)
     hist_key = torch.cat([torch.arange(B * S, device=dev) * span] +
                          [s * span + t for s, t in zip(ev_slot, ev_time)])
     hist_occ = torch.cat([init_occ] + ev_occ)
