@@ -394,6 +394,51 @@ def _compiled_decode(dev):
     return rep
 
 
+def _profile_train(dev):
+    """Where a MOSAIC training step spends its time (Triton kernels, device planner, the bench's
+    batch and length): the profiler's table by device time to profile_train.txt, and in the log
+    the step's wall time against the summed device time of its kernels and their count. A step
+    whose kernels sum to far less than its wall time is bound by launches and host work."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from engine.bench.decode import kernels_mode, load_bench_model
+    from engine.bench.train import _train_step_fn, planner_mode
+
+    gpu = dev.type == "cuda"
+    sync = torch.cuda.synchronize if gpu else (lambda: None)
+    torch.backends.cuda.matmul.allow_tf32 = True
+    net = load_bench_model(None, dev).train()
+    ids = torch.randint(0, 256, (16, 513) if gpu else (2, 65), device=dev)
+    with kernels_mode("triton" if gpu else "naive"), planner_mode("device"):
+        step = _train_step_fn(net, ids, lambda m, x: m(x).logits)
+        for _ in range(2):
+            step()
+        sync()
+        steps = 3
+        acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if gpu else [])
+        with profile(activities=acts) as prof:
+            t = time.perf_counter()
+            for _ in range(steps):
+                step()
+            sync()
+            wall = (time.perf_counter() - t) / steps
+    events = prof.key_averages()
+    key = "self_cpu_time_total" if not gpu else (
+        "self_cuda_time_total" if hasattr(events[0], "self_cuda_time_total") else "self_device_time_total")
+    table = events.table(sort_by=key, row_limit=40)
+    if OUT_DIR is not None:
+        (OUT_DIR / "profile_train.txt").write_text(table + "\n")
+    kernels = [e for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA]
+    log(f"   {len(prof.events()) / steps:,.0f} profiler events per step")
+    busy = sum(e.time_range.elapsed_us() for e in kernels) / steps
+    log(f"   train step: wall {wall * 1e3:.1f} ms, kernels {len(kernels) / steps:,.0f} per step, "
+        f"summed kernel time {busy / 1e3:.1f} ms ({busy / (wall * 1e6):.0%} of the wall time)")
+    RESULTS["profile_train"] = {"wall_ms": wall * 1e3, "kernels_per_step": len(kernels) / steps,
+                                "kernel_ms": busy / 1e3}
+    for line in table.splitlines()[:25]:
+        log("   " + line)
+
+
 def main():
     global LOG
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -455,6 +500,8 @@ def main():
         section("time train", time_report, bench_train, dev)
     else:
         log("skipping train timing: out of budget")
+    if left() > 30 and not args.skip_train:
+        section("profile a training step", _profile_train, dev)
     if left() > 45:
         section("time fused kernels one by one", time_report, _fused_breakdown, dev)
     if left() > 60:  # the ~3M-parameter preset, the size of the issue's anchors

@@ -292,17 +292,40 @@ class Conversation:
 
     def tool_call(self, tool) -> None:
         """A request answered by calling a tool: TOOL_CALL, the world's TOOL_RESULT, a reply that
-        recalls the result (WRITE on the result's bytes, READ where the reply repeats them)."""
+        recalls the result (WRITE on the result's bytes, READ where the reply repeats them).
+
+        Each argument the user names is WRITTEN where the request says it and READ where the
+        TOOL_CALL repeats it (a request is often longer than the registers carry a string), when
+        the call's JSON spells it with the same bytes (strings, numbers, lists of numbers).
+        """
         from engine.curriculum import tools as toolset
         args = tool.sample(self.rng)
         result = toolset.run_reference(tool, args)
-        self._user(toolset.call_text(tool, args, self.rng))
-        self.b.turn(stream.TOOL_CALL, json.dumps({"name": tool.name, "args": args}))
+        facts = {k: Fact(f"a{len(self.b)}.{i}", f"tool {_ORDINALS[i]} argument", _spelled(v))
+                 for i, (k, v) in enumerate(args.items())
+                 if i < len(_ORDINALS) and _rememberable(_spelled(v)) and _spelled(v) == _json_inner(v)}
+        self.b.open_turn(stream.USER)
+        if self.rng.random() >= 0.7:
+            self.b.plain("please ")
+        self._call_segments(tool.call, args, facts, "write")
+        self.b.close_turn(model_turn=False)
+        self.b.open_turn(stream.TOOL_CALL)
+        head = json.dumps({"name": tool.name, "args": {}})[:-2]
+        self.b.plain(head)
+        for i, (k, v) in enumerate(args.items()):
+            self.b.plain((", " if i else "") + json.dumps(k) + ": ")
+            if k in facts:
+                quote = '"' if isinstance(v, str) else ""
+                self.b.plain("[" if isinstance(v, list) else quote)
+                self.b.read(facts[k].fid, facts[k].key, facts[k].value)
+                self.b.plain("]" if isinstance(v, list) else quote)
+            else:
+                self.b.plain(json.dumps(v))
+        self.b.plain("}}")
+        self.b.close_turn(model_turn=True)
         shown = result if isinstance(result, str) else json.dumps(result)
         fact = Fact(f"r{len(self.b)}", "tool result", shown)
-        # only short, single-line results are remembered byte by byte
-        remember = (0 < len(shown.encode("utf-8")) <= 16 and shown == stream.clean(shown)
-                    and (not isinstance(result, str) or json.dumps(shown)[1:-1] == shown))
+        remember = _rememberable(shown) and (not isinstance(result, str) or _json_inner(shown) == shown)
         head = '{"ok": true, "result": ' + ('"' if isinstance(result, str) else "")
         tail = ('"' if isinstance(result, str) else "") + "}"
         self.b.open_turn(stream.TOOL_RESULT)
@@ -315,3 +338,32 @@ class Conversation:
         self.b.close_turn(model_turn=False)
         self._bot(self.rng.choice(("the result is {v}.", "done: {v}.", "here it is: {v}.")),
                   fact, "read" if remember else "plain")
+
+    def _call_segments(self, template: str, args: dict, facts: dict[str, Fact], mode: str) -> None:
+        """A call request's template with its ``{param}`` slots: labelled arguments written."""
+        pos = 0
+        for m in re.finditer(r"\{(\w+)\}", template):
+            self.b.plain(template[pos:m.start()])
+            name = m.group(1)
+            if name in facts:
+                self.b.write(facts[name].fid, facts[name].key, facts[name].value)
+            else:
+                self.b.plain(_spelled(args[name]))
+            pos = m.end()
+        self.b.plain(template[pos:])
+
+
+def _spelled(value) -> str:
+    """An argument as a request spells it (lists as "1, 2, 3")."""
+    return ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+
+
+def _json_inner(value) -> str:
+    """An argument as the call's JSON spells it, without the quotes or brackets around it."""
+    text = json.dumps(value)
+    return text[1:-1] if isinstance(value, (str, list)) else text
+
+
+def _rememberable(text: str) -> bool:
+    """Only short single-line values are remembered byte by byte (tool results and arguments)."""
+    return 0 < len(text.encode("utf-8")) <= 16 and text == stream.clean(text)

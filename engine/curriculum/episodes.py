@@ -16,7 +16,7 @@ from engine.curriculum.example import Example
 # (style, weight): most sequences are fact-heavy; the rest teach tools, impulses, commitments.
 # "burst" tells many facts back to back and then asks them all: the many-competing-facts case
 # that interleaved telling and asking rarely builds up.
-STYLES = (("facts", 0.3), ("burst", 0.3), ("mixed", 0.2), ("tools", 0.1), ("agent", 0.1))
+STYLES = (("facts", 0.25), ("burst", 0.3), ("mixed", 0.2), ("tools", 0.15), ("agent", 0.1))
 
 P_GREETING = 0.3  # share of conversations that open with a greeting
 

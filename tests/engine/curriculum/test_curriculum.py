@@ -45,8 +45,8 @@ def test_write_labels_are_exactly_the_told_value_bytes_and_their_end():
         assert (ex.write_gate[ex.opcode != E.WRITE_MEM] == 0).all()
         assert (ex.bucket[b_writes] >= 0).all() and (ex.bucket[b_writes] < NB).all()
         text = bytes(ex.ids.tolist())
-        # each run of WRITE positions is a value told in a user turn or a tool result, or the
-        # name a tool definition chooses (the model writes it: LM weight on it, none on told
+        # each run of WRITE positions is a value told in a user turn (a fact, or an argument a
+        # tool call will repeat) or a tool result, or the name a tool definition chooses (the model writes it: LM weight on it, none on told
         # values), followed by its end marker: the byte after the value, in the next offset's
         # bucket (only a run cut off by the example's end has none)
         runs = np.split(b_writes, np.flatnonzero(np.diff(b_writes) != 1) + 1) if len(b_writes) else []
@@ -59,8 +59,9 @@ def test_write_labels_are_exactly_the_told_value_bytes_and_their_end():
             line_start = text.rfind(b"\n", 0, run[0]) + 1
             role = chr(ex.ids[line_start])
             assert role in (stream.USER, stream.TOOL_RESULT, stream.TOOL_DEF), (role, value)
-            assert " " not in value and "\n" not in value
-            assert chr(ex.ids[end]) in '\n,"}(', (value, chr(ex.ids[end]))
+            assert "\n" not in value
+            assert " " not in value or role != stream.TOOL_DEF  # arguments and results may have spaces
+            assert chr(ex.ids[end]) in '\n,"}(\' ?.', (value, chr(ex.ids[end]))
             group_offset0 = ex.bucket[run[0]]
             assert ex.bucket[end] == (group_offset0 + min(len(run), E.MAX_OFFSET - 1)) % NB
             n_ends += 1
@@ -320,3 +321,27 @@ def test_some_conversations_open_with_a_greeting_answered_without_memory():
             reply_end = ex.text().index("\n", ex.text().index(stream.BOT))
             assert not np.isin(ex.opcode[:reply_end], (E.READ_MEM, E.WRITE_MEM)).any()
     assert 4 <= opened <= 24  # about 30%
+
+
+def test_tool_call_arguments_are_written_in_the_request_and_read_in_the_call():
+    import random
+
+    from engine.curriculum import tools as toolset
+    from engine.curriculum.conversation import Conversation
+    labelled = 0
+    for i, tool in enumerate(toolset.TOOLS):
+        conv = Conversation(random.Random(i), "train", NB)
+        conv.tool_call(tool)
+        ex = conv.b.build()
+        text = ex.text()
+        call_at = text.index(stream.TOOL_CALL)
+        call = text[call_at + 1:text.index("\n", call_at)]
+        assert call == json.dumps({"name": tool.name, "args": json.loads(call)["args"]})
+        # every READ inside the call is paired with a WRITE in the user's request before it
+        for t in np.flatnonzero(ex.opcode == E.READ_MEM):
+            if call_at <= t < call_at + 1 + len(call):
+                p = ex.pair[t]
+                assert 0 < p < call_at  # written in the request
+                assert text[p] == text[t + 1] or not text[t + 1].isalnum()  # a value byte, or its end
+                labelled += 1
+    assert labelled > 100

@@ -84,14 +84,14 @@ def test_generation_with_mosaic_and_window_models():
 
 
 def test_tool_definitions_are_validated_and_run_in_the_sandbox():
-    tool = toolset.BY_NAME["reverse_text"]
+    tool = toolset.BY_NAME["reverse_string"]
     good = check_definition(toolset.definition_json(tool), tool)
     assert good["valid"] and good["passed"] and good["name_matches"]
     wrong = json.loads(toolset.definition_json(tool))
-    wrong["implementation"] = "def reverse_text(text):\n    return text\n"
+    wrong["implementation"] = "def reverse_string(text):\n    return text\n"
     res = check_definition(json.dumps(wrong), tool)
     assert res["valid"] and not res["passed"]
-    evil = dict(wrong, implementation="import os\ndef reverse_text(text):\n    return os.name\n")
+    evil = dict(wrong, implementation="import os\ndef reverse_string(text):\n    return os.name\n")
     assert not check_definition(json.dumps(evil), tool)["valid"]
     assert not check_definition("{not json", tool)["valid"]
     assert not check_definition("", tool)["valid"]
