@@ -445,6 +445,9 @@ def main():
     ap.add_argument("logdir")
     ap.add_argument("--budget", type=float, default=230.0, help="seconds; timing sections are skipped past it")
     ap.add_argument("--skip-train", action="store_true")
+    ap.add_argument("--train-only", action="store_true",
+                    help="only the whole-model checks, the training timings and the training profile "
+                         "(a quick re-measure after a change to the training path)")
     ap.add_argument("--compile", action="store_true", help="also time torch.compile + CUDA graph decode (slow to build)")
     ap.add_argument("--dry-run", action="store_true", help="on a CPU: the checks through Triton's interpreter, tiny sizes")
     args = ap.parse_args()
@@ -473,6 +476,16 @@ def main():
         RESULTS["copy_bw_GBps"] = bw / 1e9
         log(f"   copy bandwidth {bw / 1e9:,.0f} GB/s")
 
+    if args.train_only and not DRY:
+        from engine.bench.train import bench_train
+        section("check model triton vs naive", check_model, dev)
+        section("time train", time_report, bench_train, dev)
+        section("profile a training step", _profile_train, dev)
+        (out / "results.json").write_text(json.dumps(RESULTS, indent=1, default=str))
+        table = summary_table(RESULTS)
+        (out / "table.txt").write_text(table + "\n")
+        print("\n" + table)
+        return 0 if not RESULTS["errors"] and all(c["ok"] for c in RESULTS["checks"]) else 1
     section("check scan twin", check_scan, dev)
     section("check read twin", check_read, dev)
     section("check memory step twin", check_memory_step, dev)

@@ -65,14 +65,16 @@ def plan_batched(*, threshold: float, write: torch.Tensor, clear: torch.Tensor, 
     B, NB, W = init_valid.shape
     T = write.shape[1]
     S, span, dev = NB * W, T + 2, init_valid.device
+    C = B * NB  # chains; row C of the chain tables is scratch that no-op events write to
     kn = F.normalize(keys.float(), dim=-1, eps=1e-12)
-    valid = init_valid.reshape(B * NB, W).clone()
-    ck = F.normalize(init_keys.float(), dim=-1, eps=1e-12).reshape(B * NB, W, -1).clone()
-    cu = init_utility.float().reshape(B * NB, W).clone()
-    ca = init_age.reshape(B * NB, W).clone()
+    valid = torch.cat([init_valid.reshape(C, W), init_valid.new_zeros(1, W)])
+    ck = F.normalize(init_keys.float(), dim=-1, eps=1e-12).reshape(C, W, -1)
+    ck = torch.cat([ck, ck.new_zeros(1, *ck.shape[1:])])
+    cu = torch.cat([init_utility.float().reshape(C, W), init_utility.new_zeros(1, W, dtype=torch.float)])
+    ca = torch.cat([init_age.reshape(C, W), init_age.new_zeros(1, W)])
     slot_ids = torch.arange(S, device=dev).reshape(NB, W)
-    occ = torch.where(valid, slot_ids.repeat(B, 1), -1)
-    init_occ = occ.reshape(-1).clone()                          # every slot's occupant at time 0
+    occ = torch.cat([torch.where(valid[:C], slot_ids.repeat(B, 1), -1), valid.new_full((1, W), -1, dtype=torch.long)])
+    init_occ = occ[:C].reshape(-1).clone()                      # every slot's occupant at time 0
 
     # events in (chain, time) order; rank = index within the chain
     rows, ts = (write | clear).nonzero(as_tuple=True)          # row-major: time order per row
@@ -83,7 +85,7 @@ def plan_batched(*, threshold: float, write: torch.Tensor, clear: torch.Tensor, 
     starts = torch.repeat_interleave(torch.cumsum(counts, 0) - counts, counts)
     rank = torch.arange(len(chain), device=dev) - starts
     by_rank = torch.argsort(rank, stable=True)
-    per_rank = torch.bincount(rank, minlength=1).tolist() if len(rank) else []
+    per_rank = torch.bincount(rank, minlength=1).tolist() if len(rank) else []  # the one host sync
     ev_slot, ev_time, ev_occ = [], [], []
     at = 0
     for n in per_rank:
@@ -96,17 +98,21 @@ def plan_batched(*, threshold: float, write: torch.Tensor, clear: torch.Tensor, 
         cos = torch.einsum("ewd,ed->ew", ck[c], k)
         w_write, w_clear = _choose_ways(live, cos, cu[c], ca[c], threshold)
         w = torch.where(is_write, w_write, w_clear)
-        act = is_write | live.any(-1)                        # a clear of an empty bucket does nothing
-        c, b, t, w, is_write, k = c[act], b[act], t[act], w[act], is_write[act], k[act]
+        # a clear of an empty bucket does nothing: it goes to the scratch chain (no boolean
+        # indexing, which would sync with the host at every rank)
+        act = is_write | live.any(-1)
+        c = torch.where(act, c, C)
         new_occ = torch.where(is_write, S + t, -1)
         occ[c, w] = new_occ
         ck[c, w] = k * is_write[:, None]
         cu[c, w] = torch.where(is_write, utility[b, t].float(), 0.0)
         ca[c, w] = torch.where(is_write, pos0[b] + t, 0)
         valid[c, w] = is_write
-        ev_slot.append(b * S + (c % NB) * W + w)
+        # a no-op's history entry goes past every slot (B * S), so no read ever finds it
+        ev_slot.append(torch.where(act, b * S + (c % NB) * W + w, B * S))
         ev_time.append(t + 1)
         ev_occ.append(new_occ)
+    occ = occ[:C]
     final = occ.reshape(B, NB, W)
 
     N = len(read_rows)
