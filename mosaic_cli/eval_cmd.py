@@ -89,7 +89,8 @@ def tools(
     as_json: bool = JSON,
 ) -> None:
     """Share of held-out tool requests whose generated definition validates, and whose tool
-    passes the request's test cases in toolsmith's sandbox."""
+    passes the request's test cases in toolsmith's sandbox; and share of requests to use a tool
+    (fresh arguments) whose generated call names it and carries exactly those arguments."""
     from engine.eval import run
     rep = _guard(lambda: run.tools(model, baseline, samples, max_new, device, limit))
     if as_json:
@@ -97,7 +98,8 @@ def tools(
         return
     for name, r in rep["results"].items():
         typer.echo(f"{name}: {r['requests']} requests, valid {100 * r['valid']:.1f}%, "
-                   f"passed tests {100 * r['passed']:.1f}%")
+                   f"passed tests {100 * r['passed']:.1f}%; {r['calls']} calls, right tool "
+                   f"{100 * r['call_named']:.1f}%, exact arguments {100 * r['call_exact']:.1f}%")
 
 
 @eval_app.command("impulses")

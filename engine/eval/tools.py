@@ -1,7 +1,14 @@
 """Tools: for held-out requests (paraphrases and templates never trained on), the share whose
 generated definition validates with toolsmith, and the share whose tool passes the request's
-own test cases when run in toolsmith's sandbox."""
+own test cases when run in toolsmith's sandbox. Beside them, tool calls: for a request to use a
+tool (its call template with fresh random arguments, half of their words made up), the share of
+generated TOOL_CALL turns that name the tool and that give exactly the requested arguments."""
 from __future__ import annotations
+
+import json
+import random
+
+from prompts import stream
 
 from engine.curriculum import tools as toolset
 from engine.curriculum.episodes import tool_request_prompt
@@ -36,14 +43,40 @@ def check_definition(text: str, tool: toolset.Tool, run_tests: bool = True) -> d
     return res
 
 
+def call_prompt(tool: toolset.Tool, seed: int) -> tuple[str, dict]:
+    """A request to use ``tool`` with fresh arguments, as a stream prefix ending in the TOOL_CALL
+    role byte, and the arguments the call should carry."""
+    rng = random.Random(f"mosaic-call/{seed}/{tool.name}")
+    args = tool.sample(rng)
+    return stream.user(toolset.call_text(tool, args, rng)) + stream.TOOL_CALL, args
+
+
+def check_call(text: str, tool: toolset.Tool, args: dict) -> dict:
+    """Whether a generated TOOL_CALL turn parses, names ``tool`` and carries exactly ``args``."""
+    try:
+        obj = json.loads(text)
+    except ValueError:
+        obj = None
+    named = isinstance(obj, dict) and obj.get("name") == tool.name
+    got = obj.get("args") if isinstance(obj, dict) else None
+    return {"tool": tool.name, "parsed": obj is not None, "named": named,
+            "exact": bool(named and got == args), "wanted": args, "got": got if obj is not None else text[:200]}
+
+
 def evaluate_tools(model, arch: str, samples_per_tool: int = 1, max_new: int = 1600,
                    tools: list[toolset.Tool] | None = None, model_name: str = "") -> dict:
-    """Generate a definition for each held-out request (after the TOOL_DEF role byte) and check it."""
+    """Generate a definition for each held-out request (after the TOOL_DEF role byte) and check
+    it; generate a call for each call request (after the TOOL_CALL role byte) and check that."""
     tools = tools or toolset.TOOLS
     reqs = [(t, *tool_request_prompt(t, seed)) for t in tools for seed in range(samples_per_tool)]
     gens = greedy_generate(model, arch, [p.encode("utf-8") for _, p, _ in reqs], max_new=max_new)
     rows = [check_definition(g.decode("utf-8", errors="replace"), t) for (t, _, _), g in zip(reqs, gens)]
-    n = max(len(rows), 1)
+    calls = [(t, *call_prompt(t, seed)) for t in tools for seed in range(samples_per_tool)]
+    gens = greedy_generate(model, arch, [p.encode("utf-8") for _, p, _ in calls], max_new=400)
+    call_rows = [check_call(g.decode("utf-8", errors="replace"), t, a) for (t, _, a), g in zip(calls, gens)]
+    n, nc = max(len(rows), 1), max(len(call_rows), 1)
     return {"requests": len(rows), "valid": sum(r["valid"] for r in rows) / n,
             "passed": sum(r["passed"] for r in rows) / n, "sandbox": "toolsmith.sandbox.run_source",
-            "model": model_name, "arch": arch, "rows": rows}
+            "calls": len(call_rows), "call_named": sum(r["named"] for r in call_rows) / nc,
+            "call_exact": sum(r["exact"] for r in call_rows) / nc,
+            "model": model_name, "arch": arch, "rows": rows, "call_rows": call_rows}

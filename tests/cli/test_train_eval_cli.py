@@ -64,6 +64,7 @@ def test_eval_impulses_and_tools(trained):
     assert res.exit_code == 0, res.output
     rep = json.loads(res.stdout)["results"][str(out)]
     assert rep["requests"] == 1 and rep["valid"] in (0.0, 1.0)
+    assert rep["calls"] == 1 and rep["call_exact"] in (0.0, 1.0) and len(rep["call_rows"]) == 1
 
 
 @pytest.mark.parametrize("args, message", [

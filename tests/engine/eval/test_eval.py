@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 import torch
 
+from prompts import stream
+
 from engine.curriculum import tools as toolset
 from engine.eval.common import greedy_generate, pad_batch, run_stream
 from engine.eval.impulses import evaluate_impulses
@@ -95,6 +97,23 @@ def test_tool_definitions_are_validated_and_run_in_the_sandbox():
     assert not check_definition(json.dumps(evil), tool)["valid"]
     assert not check_definition("{not json", tool)["valid"]
     assert not check_definition("", tool)["valid"]
+
+
+def test_tool_calls_are_checked_for_the_tool_and_the_exact_arguments():
+    from engine.eval.tools import call_prompt, check_call
+    tool = toolset.BY_NAME["repeat_text"]
+    prompt, args = call_prompt(tool, 3)
+    assert prompt.endswith(stream.TOOL_CALL) and str(args["times"]) in prompt
+    assert call_prompt(tool, 3) == (prompt, args)  # deterministic by seed
+    right = json.dumps({"name": tool.name, "args": args})
+    assert check_call(right, tool, args)["exact"]
+    wrong_arg = json.dumps({"name": tool.name, "args": dict(args, times=args["times"] + 1)})
+    res = check_call(wrong_arg, tool, args)
+    assert res["named"] and not res["exact"]
+    other = check_call(json.dumps({"name": "to_upper", "args": args}), tool, args)
+    assert not other["named"] and not other["exact"]
+    broken = check_call(right[:-3], tool, args)
+    assert not broken["parsed"] and not broken["exact"]
 
 
 def test_impulse_scoring_needs_opcodes():
