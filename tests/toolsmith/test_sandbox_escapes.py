@@ -81,6 +81,34 @@ ESCAPES = [
 ]
 
 
+_IMPORT = "ImportError: __import__ not found"
+_FORMAT = "Using the format*() methods of `str` is not safe"
+_WRITE = "TypeError: attribute-less object (assign or del)"
+
+
+def _undefined(name: str) -> str:
+    return f"NameError: name '{name}' is not defined"
+
+
+# The refusal each attack that compiles must meet at run time: the guard that stops it, not any
+# exception (a typo in an attack would otherwise pass as "contained").
+RUNTIME_REFUSAL = {
+    "import_os": _IMPORT, "import_from": _IMPORT, "import_importlib": _IMPORT,
+    "import_operator_attrgetter": _IMPORT,
+    "format_walk": _FORMAT, "format_map_walk": _FORMAT, "format_bound": _FORMAT,
+    "string_formatter": _undefined("string"), "getattr_builtin": _undefined("getattr"),
+    "fake_string_class": "NameError: __build_class__ not found",
+    "compile": _undefined("compile"), "open": _undefined("open"), "globals": _undefined("globals"),
+    "vars": _undefined("vars"), "locals": _undefined("locals"), "dir": _undefined("dir"),
+    "type": _undefined("type"), "input": _undefined("input"), "help": _undefined("help"),
+    "exit_builtin": _undefined("exit"), "super": _undefined("super"), "memoryview": _undefined("memoryview"),
+    "print_to_file": _undefined("open"), "fullwidth_open": _undefined("open"),
+    "cyrillic_eval": _undefined("\u0435val"),
+    "write_math_attr": _WRITE, "write_dict_class_attr": _WRITE, "write_str_method": _WRITE,
+    "del_math_attr": _WRITE, "setattr_builtin": _undefined("setattr"),
+}
+
+
 @pytest.mark.parametrize("case_id, body", ESCAPES, ids=[c[0] for c in ESCAPES])
 def test_escape_is_refused_or_contained(case_id, body):
     d = make_def(name="t", body=body)
@@ -90,6 +118,9 @@ def test_escape_is_refused_or_contained(case_id, body):
     assert res.result is None
     if res.error_type == "compile":  # validation would have stopped it before any process started
         assert ToolDefinition.from_json(d).validate(), case_id
+        assert case_id not in RUNTIME_REFUSAL, case_id
+    else:
+        assert RUNTIME_REFUSAL[case_id] in res.error, (case_id, res.error)
 
 
 def test_json_wrappers_and_namespace_rebinding_do_not_leak_into_next_run():
