@@ -71,3 +71,26 @@ def test_info_tables_and_errors(tmp_path, monkeypatch):
     assert res.exit_code == 1 and "does not exist" in res.output
     res = CliRunner().invoke(_app(), ["info", "--bogus"])
     assert res.exit_code == 2
+
+
+def test_set_read_probes_rewrites_only_the_probe_count(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from engine.vm.checkpoint import read_metadata
+    script = Path(__file__).resolve().parents[2] / "scripts" / "set_read_probes.py"
+    src, out = tmp_path / "m.safetensors", tmp_path / "p.safetensors"
+    cfg = ModelConfig.preset("tiny")
+    save_model(MosaicLM(cfg), src, {"train_seq_len": "64"})
+    res = subprocess.run([sys.executable, str(script), str(src), "3", str(out)], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    a, b = load_model(src), load_model(out)
+    assert b.config.probes == 3 and a.config.probes == cfg.probes
+    assert b.config == type(cfg)(**{**cfg.__dict__, "probes": 3})
+    assert all(torch.equal(t, b.state_dict()[k]) for k, t in a.state_dict().items())
+    assert read_metadata(out)["train_seq_len"] == "64"
+    bad = subprocess.run([sys.executable, str(script), str(src), "99", str(tmp_path / "x.safetensors")],
+                         capture_output=True, text=True)
+    assert bad.returncode == 1 and bad.stderr.startswith("error: probes") and len(bad.stderr.splitlines()) == 1
+    assert not (tmp_path / "x.safetensors").exists()
