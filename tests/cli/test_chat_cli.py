@@ -130,3 +130,15 @@ def test_sigterm_stops_cleanly_saves_and_exits_zero(tiny_path):
     with Session.open("term") as s:
         assert s.load(lambda p: VMState.load(p, ModelConfig.preset("tiny"))).state is not None
         assert s.log.count("Stopped") == 1
+
+
+def test_chat_help_names_the_engines_cap_on_tool_turns():
+    # the CLI keeps `--help` fast by not importing the engine, so the number is written in both
+    # places: this keeps them equal
+    import typer.main
+
+    from engine.runtime.engine import EngineConfig
+    from mosaic_cli.app import app
+    chat = typer.main.get_command(app).commands["chat"]
+    (option,) = [p for p in chat.params if p.name == "max_turn_bytes"]
+    assert f"may run to {EngineConfig().max_code_turn_bytes:,})" in option.help
