@@ -159,17 +159,14 @@ class MosaicApp(App):
         elif kind == "ToolProposed" and isinstance(payload, dict):
             key = proposal_key(payload)
             self.proposals[key] = payload
-            if not payload.get("description"):   # the runtime's event names the tool; its record says the rest
-                payload = {**payload, "description": self.proposal_details(key).description}
-                self.proposals[key] = payload
             self.proposals.setdefault(str(payload.get("name", key)), payload)
             self.undecided[key] = payload
             self.show_pending()
-            if isinstance(self.focused, Input) and self.focused.value:
-                # the person is typing: a dialog popping up now would take their next keys
+            if self.person_is_typing():
+                # a dialog popping up now would take their next keys
                 self.notify(f"tool proposal {payload.get('name', key)!s}: press F4 to review")
-            elif len(self.screen_stack) == 1:
-                self.open_proposal(key)
+            # the runtime's event names the tool; its record (SQLite) says the rest: read on a worker
+            self.load_proposal(key, open_when="idle")
         elif kind in DECIDED and isinstance(payload, dict):
             if payload.get("hash"):
                 self.decided.add(str(payload["hash"]))   # the snapshot's pending list may lag behind
@@ -311,15 +308,41 @@ class MosaicApp(App):
         """Open the proposal picked in the list."""
         self.open_proposal(str(message.option.id))
 
-    def proposal_details(self, key: str) -> ToolProposal:
-        """Everything known about proposal ``key``: the ToolProposed payload, the tool service's
-        record (``get(key)`` on a simple service, ``registry.get(name, hash)`` on engine.toolbridge's
-        ToolService), the snapshot's pending entry; validated here with toolsmith if nobody said."""
-        payload = self.proposals.get(key) or {}
-        listed = self.tools_list.proposals.get(key) or {}
+    def person_is_typing(self) -> bool:
+        return isinstance(self.focused, Input) and bool(self.focused.value)
+
+    def load_proposal(self, key: str, open_when: str) -> None:
+        """Gather proposal ``key`` on a worker thread (the tool service's record lives in SQLite,
+        and validation compiles the source), then, back on the UI thread, note its description
+        and open its dialog: ``open_when`` "now" (the person asked), "idle" (only if nobody is
+        typing and no other screen is up), or "never"."""
+        inputs = (self.proposals.get(key) or {}, self.tools_list.proposals.get(key) or {}, self.tool_service())
+        self.run_worker(partial(self.gather_in_worker, key, inputs, open_when), thread=True, group="proposals")
+
+    def gather_in_worker(self, key: str, inputs: tuple, open_when: str) -> None:
+        proposal = self.proposal_details(key, *inputs)
+        self.call_from_thread(self.proposal_loaded, key, proposal, open_when)
+
+    def proposal_loaded(self, key: str, proposal: ToolProposal, open_when: str) -> None:
+        """UI thread: a gathered proposal fills in what its event left out and may open."""
+        payload = self.proposals.get(key)
+        if payload is not None and not payload.get("description") and proposal.description:
+            payload = {**payload, "description": proposal.description}
+            self.proposals[key] = payload
+            if key in self.undecided:
+                self.undecided[key] = payload
+                self.show_pending()
+        idle = len(self.screen_stack) == 1 and not self.person_is_typing() and key in self.undecided
+        if open_when == "now" or (open_when == "idle" and idle):
+            self.push_screen(ToolProposalScreen(proposal), partial(self.decide_tool, proposal))
+
+    def proposal_details(self, key: str, payload: dict, listed: dict, service: Any) -> ToolProposal:
+        """Everything known about proposal ``key`` (any thread): the ToolProposed payload, the tool
+        service's record (``get(key)`` on a simple service, ``registry.get(name, hash)`` on
+        engine.toolbridge's ToolService), the snapshot's pending entry ``listed``; validated here
+        with toolsmith if nobody said."""
         name = str(payload.get("name") or listed.get("name") or key)
         h = payload.get("hash") or listed.get("hash")
-        service = self.tool_service()
         record = None
         lookups = [partial(getattr(service, n), key) for n in ("get", "show", "proposal")
                    if callable(getattr(service, n, None))]
@@ -338,8 +361,7 @@ class MosaicApp(App):
         return proposal
 
     def open_proposal(self, key: str) -> None:
-        proposal = self.proposal_details(key)
-        self.push_screen(ToolProposalScreen(proposal), partial(self.decide_tool, proposal))
+        self.load_proposal(key, open_when="now")
 
     def decide_tool(self, proposal: ToolProposal, decision: str | None) -> None:
         """Hand the person's decision to the tool service on a worker thread (it may touch SQLite)."""

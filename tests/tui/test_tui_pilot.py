@@ -69,6 +69,8 @@ async def test_a_proposal_opens_the_modal_and_approving_registers_the_tool():
     async with app.run_test(size=SIZE) as pilot:
         h = engine.propose_tool("word_count")
         await pilot.pause()
+        await app.workers.wait_for_complete()
+        await pilot.pause()
         assert isinstance(app.screen, ToolProposalScreen)
         assert app.screen.proposal.name == "word_count" and app.screen.proposal.hash == h
         assert "def word_count" in app.screen.proposal.source
@@ -86,6 +88,23 @@ async def test_a_proposal_opens_the_modal_and_approving_registers_the_tool():
         assert app.tools_list.keys == ()
 
 
+async def test_a_proposal_is_looked_up_off_the_ui_thread():
+    import threading
+    engine = FakeEngine()
+    app = make_app(engine, "chat", fps=0)
+    seen = []
+    lookup = engine.tools.get
+    engine.tools.get = lambda key: (seen.append(threading.current_thread()), lookup(key))[1]
+    async with app.run_test(size=SIZE) as pilot:
+        ui = threading.current_thread()
+        engine.propose_tool("word_count")
+        await pilot.pause()
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert isinstance(app.screen, ToolProposalScreen) and "def word_count" in app.screen.proposal.source
+        assert seen and all(t is not ui for t in seen)   # the service (SQLite in the real engine) never on the UI thread
+
+
 async def test_a_proposal_does_not_pop_up_while_the_person_is_typing():
     engine = FakeEngine()
     app = make_app(engine, "chat", fps=0)
@@ -93,12 +112,16 @@ async def test_a_proposal_does_not_pop_up_while_the_person_is_typing():
         await pilot.press("h", "e", "l")
         engine.propose_tool("word_count")
         await pilot.pause()
+        await app.workers.wait_for_complete()
+        await pilot.pause()
         await pilot.press("a")                    # meant for the chat line
         await pilot.pause()
         assert not isinstance(app.screen, ToolProposalScreen)
         assert app.query_one("#prompt").value == "hela"
         assert "word_count" not in engine.tools.registered
         await pilot.press("f4")                   # the person opens it when ready
+        await pilot.pause()
+        await app.workers.wait_for_complete()
         await pilot.pause()
         assert isinstance(app.screen, ToolProposalScreen)
 
@@ -110,6 +133,8 @@ async def test_rejecting_by_button_denies_the_tool_and_view_shows_the_full_sourc
                   "    return text\n"
     async with app.run_test(size=SIZE) as pilot:
         h = engine.propose_tool("padded", source=long_source)
+        await pilot.pause()
+        await app.workers.wait_for_complete()
         await pilot.pause()
         modal = app.screen
         assert isinstance(modal, ToolProposalScreen)
@@ -131,6 +156,8 @@ async def test_a_proposal_with_validation_errors_shows_them():
     async with app.run_test(size=SIZE) as pilot:
         engine.propose_tool("bad_tool", errors=[{"field": "implementation", "message": "imports are not allowed"}])
         await pilot.pause()
+        await app.workers.wait_for_complete()
+        await pilot.pause()
         text = plain(app.screen.validation())
         assert "1 validation problem" in text and "implementation: imports are not allowed" in text
         await pilot.press("escape")
@@ -138,6 +165,9 @@ async def test_a_proposal_with_validation_errors_shows_them():
         assert not isinstance(app.screen, ToolProposalScreen)
         assert app.tools_list.keys, "closing without a decision keeps the proposal pending"
         await pilot.press("f4")                     # reopens the highlighted pending proposal
+        await pilot.pause()
+        await app.workers.wait_for_complete()
+        await pilot.pause()
         assert isinstance(app.screen, ToolProposalScreen) and app.screen.proposal.name == "bad_tool"
 
 
@@ -146,6 +176,8 @@ async def test_a_failed_approval_is_reported_and_nothing_is_registered():
     app = make_app(engine, "chat", fps=0)
     async with app.run_test(size=SIZE) as pilot:
         engine.propose_tool("word_count")
+        await pilot.pause()
+        await app.workers.wait_for_complete()
         await pilot.pause()
         engine.tools.proposed.clear()               # the service no longer knows the proposal
         await pilot.pause(KEY_GRACE_S)

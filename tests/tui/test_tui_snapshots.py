@@ -45,5 +45,7 @@ def test_tool_proposal_modal_100x30(snap_compare):
         await run_before(pilot)
         engine.propose_tool("word_count")
         await pilot.pause()
+        await app.workers.wait_for_complete()
+        await pilot.pause()
 
     assert snap_compare(app, terminal_size=(100, 30), run_before=open_proposal)
