@@ -307,7 +307,7 @@ class Conversation:
         self.b.open_turn(stream.USER)
         if self.rng.random() >= 0.7:
             self.b.plain("please ")
-        self._call_segments(tool.call, args, facts, "write")
+        self._call_segments(tool.call, args, facts)
         self.b.close_turn(model_turn=False)
         self.b.open_turn(stream.TOOL_CALL)
         head = json.dumps({"name": tool.name, "args": {}})[:-2]
@@ -339,7 +339,7 @@ class Conversation:
         self._bot(self.rng.choice(("the result is {v}.", "done: {v}.", "here it is: {v}.")),
                   fact, "read" if remember else "plain")
 
-    def _call_segments(self, template: str, args: dict, facts: dict[str, Fact], mode: str) -> None:
+    def _call_segments(self, template: str, args: dict, facts: dict[str, Fact]) -> None:
         """A call request's template with its ``{param}`` slots: labelled arguments written."""
         pos = 0
         for m in re.finditer(r"\{(\w+)\}", template):

@@ -314,8 +314,8 @@ class MosaicApp(App):
     def load_proposal(self, key: str, open_when: str) -> None:
         """Gather proposal ``key`` on a worker thread (the tool service's record lives in SQLite,
         and validation compiles the source), then, back on the UI thread, note its description
-        and open its dialog: ``open_when`` "now" (the person asked), "idle" (only if nobody is
-        typing and no other screen is up), or "never"."""
+        and open its dialog: ``open_when`` "now" (the person asked) or "idle" (only if nobody is
+        typing, no other screen is up and the proposal is still undecided)."""
         inputs = (self.proposals.get(key) or {}, self.tools_list.proposals.get(key) or {}, self.tool_service())
         self.run_worker(partial(self.gather_in_worker, key, inputs, open_when), thread=True, group="proposals")
 
