@@ -1,4 +1,4 @@
-"""``mosaic eval recall|tools|impulses``: quality benchmarks, a table (or one JSON object) and a plot.
+"""``mosaic eval recall|updates|tools|impulses``: quality benchmarks, a table (or one JSON object) and a plot.
 
 The logic lives in ``engine.eval.run`` (also runnable as ``python -m engine.eval``)."""
 from __future__ import annotations
@@ -10,7 +10,7 @@ import typer
 
 from mosaic_cli.errors import fail, print_json
 
-eval_app = typer.Typer(help="Quality benchmarks: recall, tools, impulses, consolidation.", no_args_is_help=True)
+eval_app = typer.Typer(help="Quality benchmarks: recall, updates, tools, impulses, consolidation.", no_args_is_help=True)
 
 
 def register(app: typer.Typer) -> None:
@@ -76,6 +76,27 @@ def recall(
     typer.echo(run.recall_table(rep))
     if plot:
         typer.echo(f"plot: {plot}")
+
+
+@eval_app.command("updates")
+def updates(
+    model: Optional[Path] = MODEL,
+    baseline: Optional[Path] = BASELINE,
+    facts: int = typer.Option(6, "--facts", min=1, help="Facts told; half of them get a new value."),
+    samples: int = typer.Option(16, "--samples", min=1, help="Conversations."),
+    device: Optional[str] = DEVICE,
+    as_json: bool = JSON,
+) -> None:
+    """Exact-match recall after updates: facts told, half given new values ("the code changed to
+    9902"), then all asked; the updated ones must come back with their new value."""
+    from engine.eval import run
+    rep = _guard(lambda: run.updates(model, baseline, facts, samples, device))
+    if as_json:
+        print_json(rep)
+        return
+    for name, r in rep["results"].items():
+        typer.echo(f"{name}: updated facts {100 * r['updated']:.1f}% of {r['answers_updated']}, "
+                   f"facts left alone {100 * r['unchanged']:.1f}% of {r['answers_unchanged']}")
 
 
 @eval_app.command("tools")

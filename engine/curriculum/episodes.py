@@ -136,6 +136,33 @@ def recall_example(seed: int, n_facts: int, distance: int, n_buckets: int, split
     return ex
 
 
+def update_example(seed: int, n_facts: int, n_buckets: int, split: str = "heldout") -> Example:
+    """The update benchmark: ``n_facts`` facts told, some talk, half of them given new values
+    (both phrasings: naming the old value or not), more talk, then every fact asked once.
+
+    ``meta["answers"]`` lists (start, end, updated) per answer: an updated fact must come back
+    with its new value.
+    """
+    rng = random.Random(f"mosaic-update/{split}/{seed}/{n_facts}")
+    conv = Conversation(rng, split, n_buckets)
+    facts = [conv.tell() for _ in range(n_facts)]
+    for _ in range(rng.randint(2, 6)):
+        conv.distractor()
+    changed = rng.sample(facts, max(1, n_facts // 2))
+    for fact in changed:
+        conv.update(fact)
+    for _ in range(rng.randint(2, 6)):
+        conv.distractor()
+    first = len(conv.answers)
+    rng.shuffle(facts)
+    for fact in facts:
+        conv.ask(fact)
+    ex = conv.b.build(meta={"seed": seed, "facts": n_facts, "split": split})
+    ids = {f.fid for f in changed}
+    ex.meta["answers"] = [(a["start"], a["end"], a["fact"] in ids) for a in conv.answers[first:]]
+    return ex
+
+
 def impulse_example(seed: int, kind: str, n_buckets: int, split: str = "heldout",
                     context_turns: int = 3) -> Example:
     """A short conversation ending in one impulse of ``kind`` and its fitting response.

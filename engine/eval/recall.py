@@ -8,7 +8,7 @@ the earlier facts are further away still.
 """
 from __future__ import annotations
 
-from engine.curriculum.episodes import recall_example
+from engine.curriculum.episodes import recall_example, update_example
 from engine.eval.common import pad_batch, run_stream
 
 DEFAULT_FACTS = (1, 4, 16, 64)
@@ -46,6 +46,26 @@ def recall_cell(model, arch: str, facts: int, distance: int, samples: int = 8, n
     return {"accuracy": correct / max(total, 1), "facts": facts, "distance": distance,
             "measured_distance": round(measured, 1), "byte_accuracy": byte_hits / max(byte_total, 1),
             "answers": total, "model": model_name, "arch": arch}
+
+
+def update_cell(model, arch: str, facts: int, samples: int = 16, n_buckets: int = 256, seed: int = 0,
+                model_name: str = "") -> dict:
+    """Exact-match accuracy (0-1) on facts given a new value (``updated``) and on the facts told
+    beside them and left alone (``unchanged``), over ``samples`` conversations of
+    :func:`engine.curriculum.episodes.update_example`."""
+    if facts < 1:
+        raise ValueError(f"facts: must be >= 1, got {facts}")
+    exs = [update_example(seed * 100_003 + i, facts, n_buckets) for i in range(samples)]
+    ids = pad_batch([e.ids for e in exs])
+    pred, _ = run_stream(model, arch, ids)
+    hits = {True: [0, 0], False: [0, 0]}
+    for b, e in enumerate(exs):
+        for start, end, updated in e.meta["answers"]:
+            hits[updated][0] += bool((pred[b, start - 1:end - 1] == ids[b, start:end]).all())
+            hits[updated][1] += 1
+    return {"updated": hits[True][0] / max(hits[True][1], 1), "unchanged": hits[False][0] / max(hits[False][1], 1),
+            "answers_updated": hits[True][1], "answers_unchanged": hits[False][1], "facts": facts,
+            "samples": samples, "model": model_name, "arch": arch}
 
 
 def recall_grid(model, arch: str, facts: list[int], distances: list[int], samples: int = 8,

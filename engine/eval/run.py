@@ -47,6 +47,18 @@ def recall(model_path=None, baseline_path=None, facts: list[int] | None = None,
     return {"train_len": train_len, "results": results}
 
 
+def updates(model_path=None, baseline_path=None, facts: int = 6, samples: int = 16,
+            device: str | None = None) -> dict:
+    """Recall after updates (:func:`engine.eval.recall.update_cell`) for the model and optionally a baseline."""
+    from engine.eval.recall import n_buckets_of, update_cell
+    dev = _device(device)
+    out = {}
+    for path in [model_path] + ([baseline_path] if baseline_path else []):
+        model, arch, name, _ = _load(path, dev)
+        out[name] = update_cell(model, arch, facts, samples, n_buckets_of(model, arch), model_name=name)
+    return {"results": out}
+
+
 def tools(model_path=None, baseline_path=None, samples_per_tool: int = 1, max_new: int = 1600,
           device: str | None = None, limit: int | None = None) -> dict:
     from engine.curriculum import tools as toolset

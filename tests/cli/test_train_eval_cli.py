@@ -65,6 +65,10 @@ def test_eval_impulses_and_tools(trained):
     rep = json.loads(res.stdout)["results"][str(out)]
     assert rep["requests"] == 1 and rep["valid"] in (0.0, 1.0)
     assert rep["calls"] == 1 and rep["call_exact"] in (0.0, 1.0) and len(rep["call_rows"]) == 1
+    res = runner.invoke(app, ["eval", "updates", "--model", str(out), "--facts", "2", "--samples", "1", "--json"])
+    assert res.exit_code == 0, res.output
+    rep = json.loads(res.stdout)["results"][str(out)]
+    assert rep["answers_updated"] == 1 and rep["answers_unchanged"] == 1 and 0 <= rep["updated"] <= 1
 
 
 @pytest.mark.parametrize("args, message", [

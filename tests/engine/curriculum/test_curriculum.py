@@ -345,3 +345,18 @@ def test_tool_call_arguments_are_written_in_the_request_and_read_in_the_call():
                 assert text[p] == text[t + 1] or not text[t + 1].isalnum()  # a value byte, or its end
                 labelled += 1
     assert labelled > 100
+
+
+def test_update_example_asks_every_fact_and_marks_the_updated_ones():
+    from engine.curriculum import update_example
+    for seed in range(4):
+        ex = update_example(seed, 6, NB)
+        assert update_example(seed, 6, NB).text() == ex.text()  # deterministic by seed
+        answers = ex.meta["answers"]
+        assert len(answers) == 6 and sum(u for _, _, u in answers) == 3
+        # an answer reads the value's latest writing: the updates all come after the six tellings
+        told_at = {u: [int(ex.pair[s - 1]) for s, _, v in answers if v == u] for u in (True, False)}
+        assert min(told_at[True]) > max(told_at[False])
+        text = ex.text()
+        for start, end, _ in answers:
+            assert text[int(ex.pair[start - 1])] == text[start]   # the first byte read is the one written
