@@ -229,6 +229,38 @@ def _with_mode(mode, fn):
         return fn()
 
 
+
+def check_planner(dev):
+    """The chains walker (kernels.chains: Triton on a GPU) against the rank-batched planner on the
+    same device: the same slot plan (final occupants and every read's events), random inputs with
+    repeated keys (matches, clears that hit) and full buckets (evictions)."""
+    import torch.nn.functional as F
+
+    from engine.vm.plan_batched import plan_batched
+    g = torch.Generator().manual_seed(5)
+    for B, NB, W, T, dk, n_reads in ((1, 1, 1, 1, 3, 1), (3, 5, 3, 37, 7, 29), (4, 64, 8, 384, 32, 300)):
+        ev = torch.rand(B, T, generator=g) < 0.6
+        write = ev & (torch.rand(B, T, generator=g) < 0.8)
+        keys = torch.randn(B, T, dk, generator=g)
+        rep = torch.rand(B, T, generator=g) < 0.4
+        keys[rep] = torch.randn(3, dk, generator=g)[torch.randint(0, 3, (int(rep.sum()),), generator=g)]
+        valid = torch.rand(B, NB, W, generator=g) < 0.7
+        args = dict(threshold=0.9, write=write, clear=ev & ~write, bucket=torch.randint(0, NB, (B, T), generator=g),
+                    keys=keys, utility=torch.rand(B, T, generator=g).round(decimals=1),
+                    pos0=torch.randint(0, 50, (B,), generator=g), read_rows=torch.randint(0, B, (n_reads,), generator=g),
+                    read_pos=torch.randint(0, T, (n_reads,), generator=g),
+                    read_probes=torch.stack([torch.randperm(NB, generator=g)[:min(4, NB)] for _ in range(n_reads)]),
+                    init_valid=valid, init_keys=F.normalize(torch.randn(B, NB, W, dk, generator=g), dim=-1) * valid[..., None],
+                    init_utility=torch.rand(B, NB, W, generator=g).round(decimals=1) * valid,
+                    init_age=torch.randint(0, 3, (B, NB, W), generator=g) * valid)
+        args = {k: (v.to(dev) if isinstance(v, torch.Tensor) else v) for k, v in args.items()}
+        ranks = plan_batched(**args, walker="ranks")
+        chains = _with_mode("triton", lambda: plan_batched(**args, walker="chains"))
+        for what in ("final", "read_events"):
+            same = torch.equal(getattr(chains, what), getattr(ranks, what))
+            RESULTS["checks"].append({"name": f"planner chains vs ranks {what} B{B} NB{NB} T{T}", "ok": same})
+            log(f"   {'ok ' if same else 'BAD'} planner chains vs ranks {what} B{B} NB{NB} T{T}")
+
 def check_model(dev):
     """Teacher-forced opcodes and buckets, so float rounding cannot flip a decision."""
     net = build_model(dev, spread=True)
@@ -479,6 +511,7 @@ def main():
     if args.train_only and not DRY:
         from engine.bench.train import bench_train
         section("check model triton vs naive", check_model, dev)
+        section("check planner chains vs ranks", check_planner, dev)
         section("time train", time_report, bench_train, dev)
         section("profile a training step", _profile_train, dev)
         (out / "results.json").write_text(json.dumps(RESULTS, indent=1, default=str))
@@ -491,6 +524,7 @@ def main():
     section("check memory step twin", check_memory_step, dev)
     section("check other twins", check_extra_twins, dev)
     section("check model triton vs naive", check_model, dev)
+    section("check planner chains vs ranks", check_planner, dev)
     section("check fast decode paths", check_fastpath, dev)
     if DRY:
         (out / "results.json").write_text(json.dumps(RESULTS, indent=1, default=str))

@@ -8,7 +8,7 @@ window equal to the training length.
 All paths share device, precision (float32, TF32 matmuls on a GPU), batch and length.
 MOSAIC rows also give the time of the slot-planning pass per token and as a share of the step
 (batched on the device by default; ``MOSAIC_PLANNER=host`` times the NumPy reference walk, while
-the device waits for the host).
+the device waits for the host; on a GPU ``MOSAIC_PLANNER=chains`` the Triton chain walker).
 """
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def _train_step_fn(net: torch.nn.Module, ids: torch.Tensor, logits_of):
 
 
 def planner_mode(planner: str):
-    """Inside the ``with``: ``MOSAIC_PLANNER`` = ``planner`` (device | host); restored after."""
+    """Inside the ``with``: ``MOSAIC_PLANNER`` = ``planner`` (device | host | chains); restored after."""
     return env_set("MOSAIC_PLANNER", planner)
 
 
@@ -86,11 +86,12 @@ def bench_train(device: torch.device, model: str | None = None, batch: int | Non
     net = load_bench_model(model, device).train()
     size = n_params(net)
     kernels = ["naive"] + (["triton"] if gpu and triton_usable(device) else [])
-    # every kernel path with the batched planner; the fastest one also with the host walk
-    modes = [(k, "device") for k in kernels] + [(kernels[-1], "host")]
+    # every kernel path with the batched planner; the fastest one also with the host walk and
+    # (on a GPU) with the chains walker, one Triton program per bucket chain
+    modes = [(k, "device") for k in kernels] + [(kernels[-1], "host")] + ([(kernels[-1], "chains")] if gpu else [])
     times: dict[str, float] = {}
     for mode, planner in modes:
-        path = f"mosaic {mode}" + (", host planner" if planner == "host" else "")
+        path = f"mosaic {mode}" + {"host": ", host planner", "chains": ", chains planner"}.get(planner, "")
         try:
             with kernels_mode(mode), planner_mode(planner):
                 step = _train_step_fn(net, ids, lambda m, x: m(x).logits)

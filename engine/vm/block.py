@@ -39,10 +39,13 @@ UP, DOWN, SCAN, COMMIT = int(Opcode.GATE_UP), int(Opcode.GATE_DOWN), int(Opcode.
 
 
 def plan_slots(**kw) -> TensorPlan:
-    """The memory's slot plan (:func:`engine.vm.memory.plan`'s arguments, as tensors): batched on
-    the tensors' own device, or the host reference walk with ``MOSAIC_PLANNER=host``."""
-    if os.environ.get("MOSAIC_PLANNER", "device") != "host":
-        return plan_batched(**kw)
+    """The memory's slot plan (:func:`engine.vm.memory.plan`'s arguments, as tensors), by
+    ``MOSAIC_PLANNER``: "device" (default) batched on the tensors' own device one event rank at
+    a time; "chains" every bucket chain walked by its own program (kernels.chains: one Triton
+    launch on a GPU; opt-in until timed there); "host" the NumPy reference walk."""
+    planner = os.environ.get("MOSAIC_PLANNER", "device")
+    if planner != "host":
+        return plan_batched(**kw, walker="chains" if planner == "chains" else "ranks")
     dev = kw["init_valid"].device
     pl = plan(**{k: (v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else v) for k, v in kw.items()})
     return TensorPlan(*(torch.from_numpy(getattr(pl, f)).to(dev)

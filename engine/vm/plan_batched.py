@@ -54,13 +54,16 @@ def _choose_ways(valid: torch.Tensor, cos: torch.Tensor, utility: torch.Tensor, 
 def plan_batched(*, threshold: float, write: torch.Tensor, clear: torch.Tensor, bucket: torch.Tensor,
                  keys: torch.Tensor, utility: torch.Tensor, pos0: torch.Tensor, read_rows: torch.Tensor,
                  read_pos: torch.Tensor, read_probes: torch.Tensor, init_valid: torch.Tensor,
-                 init_keys: torch.Tensor, init_utility: torch.Tensor, init_age: torch.Tensor) -> TensorPlan:
+                 init_keys: torch.Tensor, init_utility: torch.Tensor, init_age: torch.Tensor,
+                 walker: str = "ranks") -> TensorPlan:
     """Same arguments and decisions as :func:`engine.vm.memory.plan`, as tensors on one device.
 
     write/clear: [B, T] bool; bucket: [B, T] long; keys: [B, T, dk]; utility: [B, T]; pos0: [B];
     read_rows/read_pos: [N]; read_probes: [N, Ps]; init_valid: [B, NB, W] bool; init_keys:
     [B, NB, W, dk]; init_utility: [B, NB, W]; init_age: [B, NB, W] long.
-    Cost: (longest chain of events in one bucket) batched steps, one sort, one searchsorted.
+    ``walker`` "ranks": (longest chain of events in one bucket) batched tensor steps; "chains":
+    :func:`kernels.chains.walk_chains`, every chain walked by its own program (one Triton launch
+    on a GPU). Either way one sort and one searchsorted for the reads.
     """
     B, NB, W = init_valid.shape
     T = write.shape[1]
@@ -81,6 +84,10 @@ def plan_batched(*, threshold: float, write: torch.Tensor, clear: torch.Tensor, 
     chain = rows * NB + bucket[rows, ts]
     chain, order = torch.sort(chain, stable=True)
     rows, ts = rows[order], ts[order]
+    if walker == "chains":
+        final, ev_slot, ev_time, ev_occ = _walk(chain, rows, ts, write, kn, utility, pos0, valid[:C], ck[:C],
+                                                cu[:C], ca[:C], occ[:C], threshold, B, NB, W)
+        return _reads(final, init_occ, ev_slot, ev_time, ev_occ, read_rows, read_pos, read_probes, B, S, W, span)
     _, counts = torch.unique_consecutive(chain, return_counts=True)
     starts = torch.repeat_interleave(torch.cumsum(counts, 0) - counts, counts)
     rank = torch.arange(len(chain), device=dev) - starts
@@ -114,15 +121,36 @@ def plan_batched(*, threshold: float, write: torch.Tensor, clear: torch.Tensor, 
         ev_occ.append(new_occ)
     occ = occ[:C]
     final = occ.reshape(B, NB, W)
+    empty = torch.empty(0, dtype=torch.long, device=dev)
+    return _reads(final, init_occ, torch.cat(ev_slot) if ev_slot else empty, torch.cat(ev_time) if ev_time else empty,
+                  torch.cat(ev_occ) if ev_occ else empty, read_rows, read_pos, read_probes, B, S, W, span)
 
+
+def _walk(chain, rows, ts, write, kn, utility, pos0, valid, ck, cu, ca, occ, threshold, B, NB, W):
+    """The chains walker: events (sorted by chain, then time) handed to kernels.chains.walk_chains.
+    Returns (final occupants [B, NB, W], history slot, time and occupant of every event)."""
+    from kernels.chains import walk_chains
+    C, S = B * NB, NB * W
+    starts = torch.zeros(C + 1, dtype=torch.long, device=chain.device)
+    starts[1:] = torch.cumsum(torch.bincount(chain, minlength=C), 0)
+    is_write = write[rows, ts]
+    ev_occ = torch.where(is_write, S + ts, -1)
+    final, way, act = walk_chains(starts, is_write, kn[rows, ts], utility[rows, ts].float(), pos0[rows] + ts,
+                                  S + ts, valid, ck, cu, ca, occ, threshold)
+    ev_slot = torch.where(act, rows * S + (chain % NB) * W + way, B * S)   # a no-op is past every slot
+    return final.reshape(B, NB, W), ev_slot, ts + 1, ev_occ
+
+
+def _reads(final, init_occ, ev_slot, ev_time, ev_occ, read_rows, read_pos, read_probes, B, S, W, span) -> TensorPlan:
+    """Which event occupies each probed slot at each read: every slot's history as sorted keys
+    (row, slot, time), the initial occupant at time 0, and one searchsorted."""
+    dev = final.device
     N = len(read_rows)
     if N == 0:
         events = torch.empty(0, read_probes.shape[1] * W, dtype=torch.long, device=dev)
         return TensorPlan(final, read_rows, read_pos, events)
-    # every slot's history as sorted keys (row, slot, time): the initial occupant at time 0
-    hist_key = torch.cat([torch.arange(B * S, device=dev) * span] +
-                         [s * span + t for s, t in zip(ev_slot, ev_time)])
-    hist_occ = torch.cat([init_occ] + ev_occ)
+    hist_key = torch.cat([torch.arange(B * S, device=dev) * span, ev_slot * span + ev_time])
+    hist_occ = torch.cat([init_occ, ev_occ])
     hist_key, order = torch.sort(hist_key)
     hist_occ = hist_occ[order]
     slots = (read_probes[:, :, None] * W + torch.arange(W, device=dev)).reshape(N, -1)   # [N, Ps*W]

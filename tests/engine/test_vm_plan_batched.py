@@ -42,10 +42,17 @@ def _inputs(seed, B, NB, W, T, dk, Ps, n_reads, p_event=0.5, fill=0.5):
     (3, 4, 7, 4, 53, 8, 4, 0, 0.4, 0.3),     # no reads
     (4, 2, 4, 3, 64, 6, 4, 40, 0.0, 0.6),    # no events: reads see the initial table
 ])
-def test_batched_plan_takes_the_reference_decisions(seed, B, NB, W, T, dk, Ps, n_reads, p_event, fill):
+@pytest.mark.parametrize("walker,kernels", [("ranks", "naive"), ("chains", "naive"), ("chains", "triton")])
+def test_batched_plan_takes_the_reference_decisions(seed, B, NB, W, T, dk, Ps, n_reads, p_event, fill,
+                                                    walker, kernels, monkeypatch):
+    # "chains" with triton: the Triton walker (through the interpreter on a CPU, see conftest)
+    monkeypatch.setenv("MOSAIC_KERNELS", kernels)
+    if kernels == "triton":
+        from kernels import backend
+        assert backend.triton_twin("chains") is not None, backend._import_errors.get("chains")
     args = _inputs(seed, B, NB, W, T, dk, Ps, n_reads, p_event, fill)
     ref = plan(**{k: (v.numpy() if isinstance(v, torch.Tensor) else v) for k, v in args.items()})
-    got = plan_batched(**args)
+    got = plan_batched(**args, walker=walker)
     np.testing.assert_array_equal(got.final.numpy(), ref.final, err_msg="final occupants")
     np.testing.assert_array_equal(got.read_events.numpy(), ref.read_events, err_msg="read events")
     assert got.read_events.shape == (n_reads, Ps * W)
@@ -57,7 +64,7 @@ def test_the_model_gives_the_same_logits_state_and_gradients_with_either_planner
     B, T = 3, 67
     ids = torch.randint(0, 256, (B, T), generator=torch.Generator().manual_seed(7))
     results = {}
-    for planner in ("host", "device"):
+    for planner in ("host", "device", "chains"):
         monkeypatch.setenv("MOSAIC_PLANNER", planner)
         model = make_model(11).train()
         teacher = busy_teacher(B, T, model.config, 11)
@@ -65,9 +72,11 @@ def test_the_model_gives_the_same_logits_state_and_gradients_with_either_planner
         out.logits.float().pow(2).mean().backward()
         grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
         results[planner] = (out.logits.detach(), out.state, grads)
-    (l_h, s_h, g_h), (l_d, s_d, g_d) = results["host"], results["device"]
-    assert torch.equal(l_h, l_d)
-    assert_same_state(s_h, s_d, atol=0.0)
-    assert g_h.keys() == g_d.keys() and len(g_h) > 10
-    for name in g_h:
-        assert torch.equal(g_h[name], g_d[name]), name
+    l_h, s_h, g_h = results["host"]
+    for planner in ("device", "chains"):
+        l_d, s_d, g_d = results[planner]
+        assert torch.equal(l_h, l_d), planner
+        assert_same_state(s_h, s_d, atol=0.0)
+        assert g_h.keys() == g_d.keys() and len(g_h) > 10
+        for name in g_h:
+            assert torch.equal(g_h[name], g_d[name]), (planner, name)
