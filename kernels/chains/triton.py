@@ -10,7 +10,7 @@ import torch
 import triton
 import triton.language as tl
 
-_NEVER = 9223372036854775807
+_NEVER = tl.constexpr(9223372036854775807)  # an age no slot reaches (int64 max)
 
 
 @triton.jit

@@ -13,6 +13,7 @@ import triton
 from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 
+from kernels.chains import triton as kc
 from kernels.decode import triton as kd
 from kernels.memory import triton as km
 from kernels.scan import triton as ks
@@ -52,6 +53,10 @@ KERNELS = [
      dict(keys_ptr=F, values_ptr=F, util_ptr=F, age_ptr=I64P, valid_ptr=U8P, bucket_ptr=I64P, k_ptr=F, v_ptr=F,
           u_ptr=F, pos_ptr=I64P, write_ptr=U8P, clear_ptr=U8P, wslot_ptr=I64P, cslot_ptr=I64P,
           **_ints("NB", "W", "DK", "DV"), threshold="fp32"), dict(BW=8, BK=32, BV=64), 1),
+    ("walk_chains", kc._walk_kernel,
+     dict(starts_ptr=I64P, write_ptr=I8P, ekey_ptr=F, eutil_ptr=F, eage_ptr=I64P, eocc_ptr=I64P, valid_ptr=I8P,
+          keys_ptr=F, util_ptr=F, age_ptr=I64P, occ_ptr=I64P, way_ptr=I64P, act_ptr=I8P, threshold="fp32",
+          **_ints("W", "DK")), dict(BW=8, BK=32), 1),
     ("decode_in", kd._decode_in_kernel,
      dict(x_ptr=F, norm_ptr=F, convw_ptr=F, convbuf_ptr=F, w_ptr=F, b_ptr=F, out_ptr=F, u_ptr=F,
           **_ints("B", "D", "NP", "NA", "KC"), eps="fp32"), dict(BD=256, BN=32, ROWS=8), 4),
