@@ -66,7 +66,7 @@ KERNELS = [
     ("decode_out_memory", kd._decode_out_kernel, _OUT,
      dict(HAS_MEM=True, BD=256, BKR=256, BNB=256, BS=256, BPS=32, BP=8, BW=8, BK=32, BV=64, BKC=4), 8),
     ("decode_out_memory_default", kd._decode_out_kernel, _OUT,  # the "default" preset (d 128, 64 buckets)
-     dict(HAS_MEM=True, BD=128, BKR=128, BNB=64, BS=128, BPS=16, BP=4, BW=8, BK=32, BV=64, BKC=4), 8),
+     dict(HAS_MEM=True, BD=128, BKR=128, BNB=64, BS=128, BPS=16, BP=8, BW=8, BK=32, BV=64, BKC=4), 8),
     ("decode_out_plain", kd._decode_out_kernel, _OUT,
      dict(HAS_MEM=False, BD=256, BKR=256, BNB=1, BS=1, BPS=1, BP=8, BW=1, BK=1, BV=1, BKC=4), 4),
     ("decode_head", kd._decode_head_kernel, dict(x_ptr=F, norm_ptr=F, w_ptr=F, out_ptr=F, **_ints("B", "D", "V"),
