@@ -1,7 +1,7 @@
 """Tools: for held-out requests (paraphrases and templates never trained on), the share whose
 generated definition validates with toolsmith, and the share whose tool passes the request's
 own test cases when run in toolsmith's sandbox. Beside them, tool calls: for a request to use a
-tool (its call template with fresh random arguments, half of their words made up), the share of
+tool (its call template with fresh random arguments, some of their words made up), the share of
 generated TOOL_CALL turns that name the tool and that give exactly the requested arguments."""
 from __future__ import annotations
 
