@@ -229,7 +229,6 @@ def _with_mode(mode, fn):
         return fn()
 
 
-
 def check_planner(dev):
     """The chains walker (kernels.chains: Triton on a GPU) against the rank-batched planner on the
     same device: the same slot plan (final occupants and every read's events), random inputs with
@@ -260,6 +259,7 @@ def check_planner(dev):
             same = torch.equal(getattr(chains, what), getattr(ranks, what))
             RESULTS["checks"].append({"name": f"planner chains vs ranks {what} B{B} NB{NB} T{T}", "ok": same})
             log(f"   {'ok ' if same else 'BAD'} planner chains vs ranks {what} B{B} NB{NB} T{T}")
+
 
 def check_model(dev):
     """Teacher-forced opcodes and buckets, so float rounding cannot flip a decision."""
@@ -514,11 +514,7 @@ def main():
         section("check planner chains vs ranks", check_planner, dev)
         section("time train", time_report, bench_train, dev)
         section("profile a training step", _profile_train, dev)
-        (out / "results.json").write_text(json.dumps(RESULTS, indent=1, default=str))
-        table = summary_table(RESULTS)
-        (out / "table.txt").write_text(table + "\n")
-        print("\n" + table)
-        return 0 if not RESULTS["errors"] and all(c["ok"] for c in RESULTS["checks"]) else 1
+        return _finish(out)
     section("check scan twin", check_scan, dev)
     section("check read twin", check_read, dev)
     section("check memory step twin", check_memory_step, dev)
@@ -527,9 +523,7 @@ def main():
     section("check planner chains vs ranks", check_planner, dev)
     section("check fast decode paths", check_fastpath, dev)
     if DRY:
-        (out / "results.json").write_text(json.dumps(RESULTS, indent=1, default=str))
-        print("\n" + summary_table(RESULTS))
-        return 0 if all(c["ok"] for c in RESULTS["checks"]) else 1
+        return _finish(out)
     torch.cuda.synchronize()
 
     def left():
@@ -559,10 +553,15 @@ def main():
     elif args.compile:
         log("skipping the compiled decode path: out of budget")
 
+    log("done")
+    return _finish(out)
+
+
+def _finish(out: Path) -> int:
+    """Write results.json and table.txt, print the table; 0 when every check passed and nothing broke."""
     (out / "results.json").write_text(json.dumps(RESULTS, indent=1, default=str))
     table = summary_table(RESULTS)
     (out / "table.txt").write_text(table + "\n")
-    log("done")
     print("\n" + table)
     return 0 if not RESULTS["errors"] and all(c["ok"] for c in RESULTS["checks"]) else 1
 
