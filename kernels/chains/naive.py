@@ -29,7 +29,8 @@ def walk_chains(starts: torch.Tensor, is_write: torch.Tensor, ev_key: torch.Tens
     unit norm (zeros where empty); util: [C, W] float32; age, occ: [C, W] long.
 
     Returns (final occupants [C, W] long, way of each event [E] long, whether each event
-    acted [E] bool). Inputs are not modified.
+    acted [E] bool); the way of an event that did not act means nothing (0 here, whatever the
+    twin computed there). Inputs are not modified.
     """
     valid, keys, util, age, occ = valid.clone(), keys.clone(), util.clone(), age.clone(), occ.clone()
     E = is_write.shape[0]

@@ -72,4 +72,4 @@ def walk_chains(starts, is_write, ev_key, ev_util, ev_age, ev_occ, valid, keys, 
                        valid.to(torch.int8).contiguous(), keys.float().contiguous(), util.float().contiguous(),
                        age.contiguous(), out_occ, way, act, float(threshold), W, DK,
                        BW=triton.next_power_of_2(W), BK=triton.next_power_of_2(DK))
-    return out_occ, way.clamp(min=0), act.bool()
+    return out_occ, way, act.bool()
