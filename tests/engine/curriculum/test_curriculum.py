@@ -46,9 +46,9 @@ def test_write_labels_are_exactly_the_told_value_bytes_and_their_end():
         assert (ex.bucket[b_writes] >= 0).all() and (ex.bucket[b_writes] < NB).all()
         text = bytes(ex.ids.tolist())
         # each run of WRITE positions is a value told in a user turn (a fact, or an argument a
-        # tool call will repeat) or a tool result, or the name a tool definition chooses (the model writes it: LM weight on it, none on told
-        # values), followed by its end marker: the byte after the value, in the next offset's
-        # bucket (only a run cut off by the example's end has none)
+        # tool call will repeat) or a tool result, or the name a tool definition chooses (the model
+        # writes it: LM weight on it, none on told values), followed by its end marker: the byte
+        # after the value, in the next offset's bucket (only a run cut off by the example's end has none)
         runs = np.split(b_writes, np.flatnonzero(np.diff(b_writes) != 1) + 1) if len(b_writes) else []
         for run in runs:
             if run[-1] == len(ex) - 1 and chr(ex.ids[run[-1]]).isalnum():
