@@ -97,7 +97,7 @@ def _memory_step_rows(device: torch.device, iters: int) -> list[dict]:
 
     cfg = ModelConfig.preset("default")
     mem = Memory(cfg.d_model, cfg.buckets, cfg.ways, cfg.key_dim, cfg.value_dim, cfg.probes,
-                 cfg.scan_probes, cfg.match_threshold).to(device)
+                 cfg.scan_probes, cfg.match_threshold, cfg.read_temperature).to(device)
     rows = []
     for B in (1, 64):
         st = VMState.empty(cfg, B, device=device).layers[0]

@@ -73,7 +73,7 @@ class MosaicBlock(nn.Module):
         self.proj = nn.Linear(d, sum(self.sizes))
         self.registers = Registers(d, cfg.timescales, cfg.register_channels, cfg.lambdas())
         self.memory = Memory(d, cfg.buckets, cfg.ways, cfg.key_dim, cfg.value_dim, cfg.probes,
-                             cfg.scan_probes, cfg.match_threshold) if self.has_memory else None
+                             cfg.scan_probes, cfg.match_threshold, cfg.read_temperature) if self.has_memory else None
         self.dk, self.dv = cfg.key_dim, cfg.value_dim
         self.register_buffer("opcode_ids", torch.arange(N_OPCODES), persistent=False)
 
@@ -125,6 +125,7 @@ class MosaicBlock(nn.Module):
         st.ledger.add_(delta)
         mem, info = None, None
         if self.memory is not None:
+            q, kn = self.memory.read_space(q, kn)
             k = st.prev_key.clone()
             st.prev_key.copy_(kn)
             mem, info = self.memory.step_(st, q, k, v, torch.sigmoid(ul[:, 0]), pos, sel[:, READ], sel[:, SCAN],
@@ -162,6 +163,7 @@ class MosaicBlock(nn.Module):
                "utility_logits": ul[..., 0], "commit_logits": cl}
         mem = None
         if self.memory is not None:
+            q, kn = self.memory.read_space(q, kn)
             keys = torch.cat([st.prev_key.unsqueeze(1), kn[:, :-1]], dim=1)  # write key of t = key proj of u_{t-1}
             new.prev_key = kn[:, -1].detach().clone(memory_format=torch.contiguous_format)
             mem, table = self._memory_forward(q, keys, v, ul[..., 0], gl[..., 0], op, gate, sel, st, pos0, t_bucket, aux)

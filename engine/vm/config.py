@@ -26,7 +26,9 @@ class ModelConfig:
     slots per memory layer and sequence, keys of ``key_dim``, values of
     ``value_dim``; a read probes the router's top ``probes`` buckets, a SCAN the
     top ``scan_probes``. ``memory_layers``: indices of the layers that have memory
-    (None = all).
+    (None = all). ``read_temperature``: None, a read weighs the slots by softmax(q . k /
+    sqrt(key_dim)); a number t, by softmax(cos(q, k) / t) (queries and keys are then kept at
+    unit length, which changes no routing or write decision: those use cosines already).
     """
 
     d_model: int = 256
@@ -42,6 +44,7 @@ class ModelConfig:
     probes: int = 8
     scan_probes: int = 32
     match_threshold: float = 0.9
+    read_temperature: float | None = None
     memory_layers: tuple[int, ...] | None = None
     lambda_init: tuple[float, ...] = ()
     norm_eps: float = 1e-6
@@ -68,6 +71,9 @@ class ModelConfig:
                 f"scan_probes: must be between probes ({self.probes}) and buckets ({self.buckets}), got {self.scan_probes}")
         if not isinstance(self.match_threshold, (int, float)) or not -1.0 <= self.match_threshold <= 1.0:
             raise ConfigError(f"match_threshold: must be a cosine in [-1, 1], got {self.match_threshold!r}")
+        t = self.read_temperature
+        if t is not None and (isinstance(t, bool) or not isinstance(t, (int, float)) or not t > 0):
+            raise ConfigError(f"read_temperature: must be null or > 0, got {t!r}")
         if not isinstance(self.norm_eps, (int, float)) or not self.norm_eps > 0:
             raise ConfigError(f"norm_eps: must be > 0, got {self.norm_eps!r}")
         if self.memory_layers is not None:

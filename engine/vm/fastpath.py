@@ -170,6 +170,7 @@ class _LayerWeights:
             self.out_w = _np(m.out.weight).T.copy()
             self.P, self.Ps, self.W, self.threshold = m.P, m.Ps, m.W, np.float32(m.threshold)
             self.scale = np.float32(m.dk ** -0.5)
+            self.query_scale = None if m.query_scale is None else np.float32(m.query_scale)
 
 
 def _plain_linear(module: torch.nn.Module) -> bool:
@@ -290,6 +291,8 @@ class CpuStep:
             ls.ledger.add_(delta)
         mem = None
         if w.mem is not None:
+            if w.query_scale is not None:  # Memory.read_space: cosine reads
+                q, kn = _normalize(q) * w.query_scale, _normalize(kn)
             mem = self._memory(w, views, q, kn, v, ul, gl, op, pos, i, rb, ws, cs, ent)
         gates = _sigmoid(fl)
         if op == _UP:
@@ -530,7 +533,8 @@ class FusedStep:
             if blk.memory is not None:
                 m = blk.memory
                 lay["mem"] = {"router_w": m.router.weight, "router_b": m.router.bias, "out_w": m.out.weight,
-                              "NB": m.NB, "W": m.W, "PS": m.Ps, "threshold": m.threshold}
+                              "NB": m.NB, "W": m.W, "PS": m.Ps, "threshold": m.threshold,
+                              "query_scale": m.query_scale}
             self.layers.append(lay)
         # On a GPU small tiles spread the GEMVs over many SMs; on the CPU (Triton's interpreter,
         # in tests) fewer, larger programs run much faster.

@@ -52,14 +52,27 @@ def gather_buckets(table: torch.Tensor, rows: torch.Tensor, buckets: torch.Tenso
 
 class Memory(nn.Module):
     def __init__(self, d_model: int, buckets: int, ways: int, key_dim: int, value_dim: int,
-                 probes: int, scan_probes: int, match_threshold: float):
+                 probes: int, scan_probes: int, match_threshold: float, read_temperature: float | None = None):
         super().__init__()
         self.NB, self.W, self.dk, self.dv = buckets, ways, key_dim, value_dim
         self.P, self.Ps = probes, scan_probes
         self.threshold = float(match_threshold)
+        # cosine reads: queries scaled so that the kernels' q . k / sqrt(dk) is cos(q, k) / t
+        self.query_scale = None if read_temperature is None else key_dim ** 0.5 / float(read_temperature)
         self.router = nn.Linear(key_dim, buckets)
         self.out = nn.Linear(value_dim, d_model, bias=False)  # no bias: no read => exactly zero output
         self.register_buffer("probe_mask", torch.arange(scan_probes * ways) < probes * ways, persistent=False)
+
+    def read_space(self, q: torch.Tensor, k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Queries and write keys [..., dk] as the reads score them: unchanged (dot-product reads),
+        or for cosine reads ``read_temperature`` t: (q / |q| * sqrt(dk) / t, k / |k|).
+
+        Keys are stored at unit length, so every read kernel computes cos(q, k) / t with no change;
+        routing and the write policy normalise both anyway, so they decide exactly as before.
+        """
+        if self.query_scale is None:
+            return q, k
+        return F.normalize(q, dim=-1) * self.query_scale, F.normalize(k, dim=-1)
 
     def route(self, x: torch.Tensor) -> torch.Tensor:
         """Router logits [..., NB] of keys or queries x [..., dk] (normalised, detached)."""

@@ -109,7 +109,7 @@ def _decode_out_kernel(x_ptr, a_ptr, local_ptr, reg_ptr, snew_ptr, u_ptr, y_ptr,
                        routw_ptr, routb_ptr, outw_ptr,
                        op_ptr, rb_ptr, ws_ptr, cs_ptr, ent_ptr, delta_ptr,
                        layer, L, D, KR, KC, NA, OQ, OKN, OV, OOP, OG, OU, OC, OF,
-                       NB, W, DK, DV, P, PS, threshold, scale,
+                       NB, W, DK, DV, P, PS, threshold, scale, qscale,
                        HAS_MEM: tl.constexpr, BD: tl.constexpr, BKR: tl.constexpr, BNB: tl.constexpr,
                        BS: tl.constexpr, BPS: tl.constexpr, BP: tl.constexpr, BW: tl.constexpr,
                        BK: tl.constexpr, BV: tl.constexpr, BKC: tl.constexpr):
@@ -151,6 +151,11 @@ def _decode_out_kernel(x_ptr, a_ptr, local_ptr, reg_ptr, snew_ptr, u_ptr, y_ptr,
         rbias = tl.load(routb_ptr + onb, mask=mnb, other=0.0)
         qn = q / tl.maximum(tl.sqrt(tl.sum(q * q, axis=0)), 1e-12)
         knn = k / tl.maximum(tl.sqrt(tl.sum(k * k, axis=0)), 1e-12)
+        # cosine reads (qscale > 0): the query at unit length times qscale, and the next key kept
+        # at unit length (the write key k came in normalised a step ago)
+        cosine = qscale > 0
+        q = tl.where(cosine, qn * qscale, q)
+        kn = tl.where(cosine, kn / tl.maximum(tl.sqrt(tl.sum(kn * kn, axis=0)), 1e-12), kn)
         rl = tl.where(mnb, tl.sum(rw * qn[None, :], axis=1) + rbias, float("-inf"))
         wl = tl.where(mnb, tl.sum(rw * knn[None, :], axis=1) + rbias, float("-inf"))
         z = rl - tl.max(rl, axis=0)
@@ -319,7 +324,8 @@ def decode_out(layer, x, a, local, reg, snew, u, y, st, pos, mem, offsets, outs)
     """Decisions, memory, fusion and the state commit of one layer; see the module docstring.
 
     st: the LayerState (mutated in place); mem: None or a dict of router_w [NB,dk], router_b [NB],
-    out_w [d,dv], NB, W, P, PS, threshold; offsets: (q, kn, v, op, gate, util, commit, fusion)
+    out_w [d,dv], NB, W, P, PS, threshold, query_scale (None: dot-product reads; s: cosine reads,
+    the query normalised and scaled by s, the next key normalised); offsets: (q, kn, v, op, gate, util, commit, fusion)
     column offsets in ``a``; outs: (opcodes [B,L], read_buckets [B,L,P], write_slot [B,L,2],
     cleared_slot [B,L,2], entropy [B,L], delta [B,L]) written at ``layer``.
     """
@@ -336,16 +342,17 @@ def decode_out(layer, x, a, local, reg, snew, u, y, st, pos, mem, offsets, outs)
         args = (st.mem_keys, st.mem_values, st.mem_utility, st.mem_age, st.mem_valid.view(torch.uint8),
                 mem["router_w"], mem["router_b"], mem["out_w"])
         thr, scale = float(mem["threshold"]), float(DK ** -0.5)
+        qscale = float(mem.get("query_scale") or 0.0)
     else:
         NB, Wy, DK, DV, PS = 1, 1, 1, 1, 1
         args = (dummy,) * 8
-        thr, scale = 0.0, 1.0
+        thr, scale, qscale = 0.0, 1.0, 0.0
     big = has_mem and PS * Wy > 64
     _decode_out_kernel[(B,)](x, a, local, reg, snew, u, y,
                              st.registers, st.conv, st.prev_key if has_mem else dummy, st.ledger, pos, *args,
                              op_o, rb_o, ws_o, cs_o, ent_o, delta_o,
                              layer, L, D, KR, KC, NA, *offsets,
-                             NB, Wy, DK, DV, P, PS, thr, scale,
+                             NB, Wy, DK, DV, P, PS, thr, scale, qscale,
                              HAS_MEM=has_mem, BD=p2(D), BKR=p2(KR), BNB=p2(NB), BS=p2(PS * Wy), BPS=p2(PS),
                              BP=p2(P), BW=p2(Wy), BK=p2(DK), BV=p2(DV), BKC=p2(max(KC - 1, 1)),
                              num_warps=8 if big else 4)

@@ -73,24 +73,31 @@ def test_info_tables_and_errors(tmp_path, monkeypatch):
     assert res.exit_code == 2
 
 
-def test_set_read_probes_rewrites_only_the_probe_count(tmp_path):
+def test_set_read_rewrites_only_the_read_settings(tmp_path):
     import subprocess
     import sys
     from pathlib import Path
 
     from engine.vm.checkpoint import read_metadata
-    script = Path(__file__).resolve().parents[2] / "scripts" / "set_read_probes.py"
+    script = Path(__file__).resolve().parents[2] / "scripts" / "set_read.py"
     src, out = tmp_path / "m.safetensors", tmp_path / "p.safetensors"
     cfg = ModelConfig.preset("tiny")
     save_model(MosaicLM(cfg), src, {"train_seq_len": "64"})
-    res = subprocess.run([sys.executable, str(script), str(src), "3", str(out)], capture_output=True, text=True)
+    res = subprocess.run([sys.executable, str(script), str(src), str(out), "--probes", "3", "--temperature", "0.1",
+                          "--threshold", "0.95"], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     a, b = load_model(src), load_model(out)
-    assert b.config.probes == 3 and a.config.probes == cfg.probes
-    assert b.config == type(cfg)(**{**cfg.__dict__, "probes": 3})
+    assert a.config == cfg
+    assert b.config == cfg.replace(probes=3, read_temperature=0.1, match_threshold=0.95)
     assert all(torch.equal(t, b.state_dict()[k]) for k, t in a.state_dict().items())
     assert read_metadata(out)["train_seq_len"] == "64"
-    bad = subprocess.run([sys.executable, str(script), str(src), "99", str(tmp_path / "x.safetensors")],
-                         capture_output=True, text=True)
-    assert bad.returncode == 1 and bad.stderr.startswith("error: probes") and len(bad.stderr.splitlines()) == 1
-    assert not (tmp_path / "x.safetensors").exists()
+    back = subprocess.run([sys.executable, str(script), str(out), str(tmp_path / "d.safetensors"), "--temperature", "dot"],
+                          capture_output=True, text=True)
+    assert back.returncode == 0, back.stderr
+    assert load_model(tmp_path / "d.safetensors").config == cfg.replace(probes=3, match_threshold=0.95)
+    for argv, start in ((["--probes", "99"], "error: probes"), (["--temperature", "0"], "error: read_temperature"),
+                        ([], "error: nothing to change")):
+        bad = subprocess.run([sys.executable, str(script), str(src), str(tmp_path / "x.safetensors"), *argv],
+                             capture_output=True, text=True)
+        assert bad.returncode in (1, 2) and bad.stderr.startswith(start) and len(bad.stderr.splitlines()) == 1
+        assert not (tmp_path / "x.safetensors").exists()

@@ -32,6 +32,8 @@ def test_memory_layers_and_lambdas_round_trip():
     ({"probes": 300}, "probes"),
     ({"scan_probes": 4}, "scan_probes"),
     ({"match_threshold": 1.5}, "match_threshold"),
+    ({"read_temperature": 0}, "read_temperature"),
+    ({"read_temperature": "0.1"}, "read_temperature"),
     ({"memory_layers": (0, 9)}, "memory_layers"),
     ({"memory_layers": (1, 1)}, "memory_layers"),
     ({"lambda_init": (0.5,)}, "lambda_init"),

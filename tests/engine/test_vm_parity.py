@@ -17,9 +17,10 @@ def _ids(B, T, seed):
     return torch.randint(0, 256, (B, T), generator=torch.Generator().manual_seed(1000 + seed))
 
 
-@pytest.mark.parametrize("seed,B,T", [(0, 3, 61), (1, 2, 97), (2, 1, 71), (3, 4, 50)])
-def test_step_equals_forward_with_busy_teacher(seed, B, T):
-    model = make_model(seed)
+@pytest.mark.parametrize("seed,B,T,temperature", [(0, 3, 61, None), (1, 2, 97, None), (2, 1, 71, None),
+                                                   (3, 4, 50, None), (10, 3, 57, 0.1)])
+def test_step_equals_forward_with_busy_teacher(seed, B, T, temperature):
+    model = make_model(seed, read_temperature=temperature)
     cfg = model.config
     ids = _ids(B, T, seed)
     teacher = busy_teacher(B, T, cfg, seed)
@@ -40,9 +41,9 @@ def test_step_equals_forward_with_busy_teacher(seed, B, T):
     assert state.layers[0].mem_valid.any()
 
 
-@pytest.mark.parametrize("seed", [4, 5, 6])
-def test_step_equals_forward_free_running(seed):
-    model = make_model(seed)
+@pytest.mark.parametrize("seed,temperature", [(4, None), (5, None), (6, None), (11, 0.25)])
+def test_step_equals_forward_free_running(seed, temperature):
+    model = make_model(seed, read_temperature=temperature)
     B, T = 2, 45
     ids = _ids(B, T, seed)
     out = model(ids)
@@ -117,3 +118,27 @@ def test_memory_reads_move_the_logits():
     ops[(ops == int(Opcode.READ_MEM)) | (ops == int(Opcode.SCAN))] = int(Opcode.NOP)
     no_reads = model(ids, teacher=type(teacher)(ops, teacher.write_gate, teacher.bucket)).logits
     assert (with_reads - no_reads).abs().max().item() > 1e-2
+
+
+def test_cosine_reads_score_cosine_over_temperature_and_keep_unit_keys():
+    """read_temperature t: a read weighs its slots by softmax(cos(q, k) / t), where the dot-product
+    read of the same weights weighs them by q . k / sqrt(dk); the stored keys are unit vectors."""
+    from kernels.memory import naive
+    B, T = 2, 60
+    ids = _ids(B, T, 12)
+    plain, cosine = make_model(12), make_model(12, read_temperature=0.05)
+    cosine.load_state_dict(plain.state_dict())
+    teacher = busy_teacher(B, T, plain.config, 12)  # full buckets: reads weigh many slots
+    out_p, out_c = plain(ids, teacher=teacher), cosine(ids, teacher=teacher)
+    assert (out_p.logits - out_c.logits).abs().max() > 1e-3  # same weights, other reads
+    for layer in out_c.state.layers:
+        norms = layer.mem_keys[layer.mem_valid].norm(dim=-1)
+        assert norms.numel() and torch.allclose(norms, torch.ones_like(norms), atol=1e-5)
+    mem = cosine.blocks[0].memory
+    q, k = torch.randn(5, mem.dk) * 3, torch.randn(5, 7, mem.dk) * 2
+    v, live = torch.randn(5, 7, mem.dv), torch.rand(5, 7) > 0.3
+    live[:, 0] = True
+    qs, ks = mem.read_space(q, k)
+    want = torch.nn.functional.cosine_similarity(q.unsqueeze(1), k, dim=-1) / 0.05
+    w = torch.softmax(want.masked_fill(~live, float("-inf")), -1)
+    torch.testing.assert_close(naive.read_slots(qs, ks, v, live), (w.unsqueeze(-1) * v).sum(1), rtol=1e-5, atol=1e-5)

@@ -7,9 +7,9 @@ from engine.vm import fastpath
 from kernels.testing import assert_close
 
 
-def _model(preset="default", seed=0):
+def _model(preset="default", seed=0, **changes):
     torch.manual_seed(seed)
-    model = MosaicLM(ModelConfig.preset(preset)).eval()
+    model = MosaicLM(ModelConfig.preset(preset).replace(**changes)).eval()
     with torch.no_grad():  # spread the heads so every opcode occurs, and reads move the logits
         for blk in model.blocks:
             blk.proj.weight.mul_(20.0)
@@ -38,9 +38,10 @@ def _compare(model, fast, ref_state, ids, seen_ops):
             assert torch.equal(a, b), f"state {k} differs"
 
 
-@pytest.mark.parametrize("preset", ["tiny", "default"])
-def test_cpu_step_matches_model_step(preset):
-    model = _model(preset)
+@pytest.mark.parametrize("preset,changes", [("tiny", {}), ("default", {}), ("tiny", {"read_temperature": 0.1})],
+                         ids=["tiny", "default", "tiny-cosine-reads"])
+def test_cpu_step_matches_model_step(preset, changes):
+    model = _model(preset, **changes)
     ids = torch.randint(0, 256, (120, 1), generator=torch.Generator().manual_seed(1))
     fast = fastpath.CpuStep(model, model.init_state(1))
     seen: set[int] = set()
@@ -112,7 +113,8 @@ def _busy_model(seed, **changes):
     (2, {"memory_layers": (1,)}, False, 30),      # a layer without memory
     (1, {"buckets": 1, "ways": 1, "probes": 1, "scan_probes": 1}, True, 30),  # one slot: always evicting
     (9, {}, False, 6),                            # 8 sequences per GEMV program, and a ragged 9th
-], ids=["B1-all-ops", "B3-busy", "B2-mem-in-layer-1", "B1-one-slot", "B9-ragged-rows"])
+    (3, {"read_temperature": 0.1}, True, 30),     # cosine reads, full buckets
+], ids=["B1-all-ops", "B3-busy", "B2-mem-in-layer-1", "B1-one-slot", "B9-ragged-rows", "B3-cosine-reads"])
 def test_fused_step_matches_model_step(B, changes, busy, T):
     model = _busy_model(5, **changes) if busy or changes else _model("tiny", seed=5)
     fast = fastpath.FusedStep(model, model.init_state(B))

@@ -34,7 +34,7 @@ _OUT = dict(x_ptr=F, a_ptr=F, local_ptr=F, reg_ptr=F, snew_ptr=F, u_ptr=F, y_ptr
             mvalid_ptr=U8P, routw_ptr=F, routb_ptr=F, outw_ptr=F, op_ptr=I64P, rb_ptr=I64P, ws_ptr=I64P, cs_ptr=I64P,
             ent_ptr=F, delta_ptr=I64P,
             **_ints("layer", "L", "D", "KR", "KC", "NA", "OQ", "OKN", "OV", "OOP", "OG", "OU", "OC", "OF",
-                    "NB", "W", "DK", "DV", "P", "PS"), threshold="fp32", scale="fp32")
+                    "NB", "W", "DK", "DV", "P", "PS"), threshold="fp32", scale="fp32", qscale="fp32")
 
 # (name, kernel, signature without constexprs, constexprs, num_warps) at the "base" preset's sizes
 # (d 256, 256 buckets x 8 ways, dk 32, dv 64, 32 scan probes), plus the "default" preset's decode_out
