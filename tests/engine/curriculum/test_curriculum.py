@@ -186,40 +186,6 @@ def test_heldout_keys_and_templates_are_disjoint_from_training():
     assert told and set(told) <= set(vocab.HELDOUT_NOUNS)
 
 
-def _noun(key: str) -> str:
-    words = key.split()
-    known = [w for w in words if w in vocab.NOUNS]
-    return known[0] if known else next(w for w in words if w not in vocab.ADJECTIVES and w not in vocab.KIND_WORDS)
-
-
-def test_training_keys_mix_made_up_nouns_and_crowded_conversations_heldout_keys_do_not():
-    import collections
-    import random
-    from engine.curriculum.conversation import Conversation
-    stats = {}
-    for split in ("train", "heldout"):
-        made_up = shared = total = 0
-        for s in range(200):
-            conv = Conversation(random.Random(s), split, NB)
-            keys = [conv.new_fact().key for _ in range(16)]
-            nouns = [_noun(k) for k in keys]
-            made_up += sum(n not in vocab.NOUNS for n in nouns)
-            count = collections.Counter(nouns)
-            shared += sum(count[n] > 1 for n in nouns)
-            total += len(keys)
-            if split == "heldout":
-                assert set(nouns) <= set(vocab.HELDOUT_NOUNS)
-            for k, n in zip(keys, nouns):
-                # a made-up noun groups the key by its own first letter, wherever it stands
-                assert E.key_group(k) == ord(n[0]) - ord("a")
-        stats[split] = (made_up / total, shared / total)
-    assert 0.15 < stats["train"][0] < 0.3 and stats["heldout"][0] == 0
-    # crowded conversations: facts sharing a noun are no longer rare in training
-    assert stats["train"][1] > 0.2
-    assert all(vocab.made_up_noun(random.Random(i)) not in vocab.NOUNS + vocab.HELDOUT_NOUNS for i in range(500))
-    assert E.key_group("tool name") == ord("n") - ord("a")  # the tool turns' keys keep their group
-
-
 def test_recall_example_answers_and_distance():
     ex = recall_example(5, 6, 600, NB)
     assert len(ex.meta["answers"]) == 6
