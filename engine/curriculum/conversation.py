@@ -18,7 +18,6 @@ from engine.curriculum import vocab
 from engine.curriculum.example import COMMIT_CLOSE, COMMIT_OPEN, Builder
 
 _SLOT = re.compile(r"\{(k|v|old|t|n)\}")
-P_CROWDED = 0.3  # share of training conversations whose keys share a few nouns (Conversation)
 
 
 @dataclass
@@ -74,13 +73,6 @@ class Conversation:
         self.open_tasks: list[str] = []
         self.answers: list[dict] = []  # spans of recalled values: {"fact", "start", "end", "value"}
         self._n = 0
-        # Crowded training conversations draw their keys' nouns from a few nouns, so facts that
-        # share a noun meet as often as in the held-out split (~25 nouns: 45% of 16 facts share
-        # one; 14% in training without this) and keys must be told apart by their other words.
-        # The held-out split draws nothing here: its conversations stay as they were.
-        self.noun_pool: tuple[str, ...] | None = None
-        if split == "train" and rng.random() < P_CROWDED:
-            self.noun_pool = tuple(rng.sample(vocab.TRAIN_NOUNS, rng.randint(8, 25)))
 
     def __len__(self) -> int:
         return len(self.b)
@@ -128,7 +120,7 @@ class Conversation:
     def new_fact(self) -> Fact:
         """A fact with a key not used before in this conversation."""
         for _ in range(100):
-            key = vocab.make_key(self.rng, self.split, self.noun_pool)
+            key = vocab.make_key(self.rng, self.split)
             if key not in self.used_keys:
                 break
         self.used_keys.add(key)

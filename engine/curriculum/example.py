@@ -53,13 +53,9 @@ def key_group(key: str) -> int:
     A hash of the key text was not learned by the prototype; a visible, compositional
     property of the key is (research/recall-feasibility.md).
     """
-    from engine.curriculum.vocab import ADJECTIVES, KIND_WORDS, NOUNS  # the noun, wherever it stands
+    from engine.curriculum.vocab import NOUNS  # the noun, wherever it stands in the key
     words = key.split() or ["x"]
     nouns = [w for w in words if w in _NOUN_SET(NOUNS)]
-    # a made-up noun before a kind word ("zorpel code"); the tool turns' own keys ("tool name")
-    # keep their last word, as before made-up nouns existed
-    if not nouns and words[-1] in KIND_WORDS and words[0] != "tool":
-        nouns = [w for w in words if w not in ADJECTIVES and w not in KIND_WORDS]
     ch = (nouns[0] if nouns else words[-1])[0].lower()
     return (ord(ch) - ord("a")) % 26 if ch.isalpha() else 26
 

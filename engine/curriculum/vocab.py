@@ -37,7 +37,6 @@ NOUNS = tuple(dict.fromkeys(NOUNS))  # stable order, no duplicates
 HELDOUT_NOUNS = tuple(n for i, n in enumerate(NOUNS) if i % 5 == 2)
 TRAIN_NOUNS = tuple(n for n in NOUNS if n not in set(HELDOUT_NOUNS))
 KIND_WORDS = ("code", "number", "password", "pin", "name", "color", "key", "tag", "label", "word")
-_KNOWN_WORDS = frozenset(NOUNS) | frozenset(ADJECTIVES) | frozenset(KIND_WORDS)
 
 TELL = {
     "train": (
@@ -167,28 +166,9 @@ def nouns(split: str) -> tuple[str, ...]:
     return TRAIN_NOUNS if split == "train" else HELDOUT_NOUNS
 
 
-# Share of training keys whose noun is made up: with ~80 training nouns the key encoder learned
-# those words, and recall of held-out nouns trailed training nouns by 4 points (16 facts, 2,000
-# bytes: 91.8% against 96.1%); a made-up noun can only be told apart by its letters.
-P_MADE_UP_NOUN = 0.3
-
-
-def made_up_noun(rng: random.Random) -> str:
-    """A pronounceable word of 3-7 letters that is no noun, adjective or kind word of the lists."""
-    while True:
-        word = "".join(rng.choice("bcdfghklmnprstvwz" if i % 2 == 0 else "aeiou")
-                       for i in range(rng.randint(3, 7)))
-        if word not in _KNOWN_WORDS:
-            return word
-
-
-def make_key(rng: random.Random, split: str, pool: tuple[str, ...] | None = None) -> str:
-    """A fact key such as "blue locker code" or "old door": the noun is from ``pool`` when given,
-    else the split's (in training, 30% of them made up). The held-out split draws as before."""
-    if pool is None and split == "train" and rng.random() < P_MADE_UP_NOUN:
-        noun = made_up_noun(rng)
-    else:
-        noun = rng.choice(pool or nouns(split))
+def make_key(rng: random.Random, split: str) -> str:
+    """A fact key such as "blue locker code" or "old door": the noun is the split's."""
+    noun = rng.choice(nouns(split))
     form = rng.random()
     if form < 0.45:
         return f"{rng.choice(ADJECTIVES)} {noun}"
