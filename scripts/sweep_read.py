@@ -60,8 +60,7 @@ def main() -> int:
             print(f"error: temperature must be > 0 or 'dot', got {temp}", file=sys.stderr)
             return 1
         for m in mems:
-            m.P, m.threshold = probes, thr
-            m.query_scale = None if temp is None else m.dk ** 0.5 / temp
+            m.set_reads(probes, temp, thr)
         rec = [recall_cell(model, arch, args.facts, args.distance, samples=args.samples, n_buckets=nb, seed=s)
                for s in args.seeds]
         upd = [update_cell(model, arch, 6, samples=args.samples, n_buckets=nb, seed=s) for s in args.seeds]

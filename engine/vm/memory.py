@@ -55,13 +55,20 @@ class Memory(nn.Module):
                  probes: int, scan_probes: int, match_threshold: float, read_temperature: float | None = None):
         super().__init__()
         self.NB, self.W, self.dk, self.dv = buckets, ways, key_dim, value_dim
-        self.P, self.Ps = probes, scan_probes
-        self.threshold = float(match_threshold)
-        # cosine reads: queries scaled so that the kernels' q . k / sqrt(dk) is cos(q, k) / t
-        self.query_scale = None if read_temperature is None else key_dim ** 0.5 / float(read_temperature)
+        self.Ps = scan_probes
         self.router = nn.Linear(key_dim, buckets)
         self.out = nn.Linear(value_dim, d_model, bias=False)  # no bias: no read => exactly zero output
-        self.register_buffer("probe_mask", torch.arange(scan_probes * ways) < probes * ways, persistent=False)
+        self.register_buffer("probe_mask", torch.zeros(scan_probes * ways, dtype=torch.bool), persistent=False)
+        self.set_reads(probes, read_temperature, match_threshold)
+
+    def set_reads(self, probes: int, read_temperature: float | None, match_threshold: float) -> None:
+        """The read settings, which shape no weight: buckets a READ probes (<= scan_probes), dot-product
+        (None) or cosine / t reads, and the write policy's match threshold (a cosine)."""
+        self.P = probes
+        self.probe_mask.copy_(torch.arange(self.Ps * self.W) < probes * self.W)
+        self.threshold = float(match_threshold)
+        # cosine reads: queries scaled so that the kernels' q . k / sqrt(dk) is cos(q, k) / t
+        self.query_scale = None if read_temperature is None else self.dk ** 0.5 / float(read_temperature)
 
     def read_space(self, q: torch.Tensor, k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Queries and write keys [..., dk] as the reads score them: unchanged (dot-product reads),
