@@ -19,7 +19,8 @@ decisions, and sorts the first wrong byte of every missed answer, per memory lay
 
 It also counts where the first wrong byte lies in the value (first / middle / last), and, on the
 update benchmark (6 facts, 3 given new values), how many misses of updated facts get only their
-first byte wrong and how many give the old value back whole.
+first byte wrong, how many give the old value back whole, and how often an update that names the old
+value (and so clears it) comes back right against one that does not.
 """
 from __future__ import annotations
 
@@ -112,16 +113,23 @@ def recall_misses(model, facts: int, distance: int, samples: int, seed: int, spl
 
 def update_misses(model, samples: int, seed: int) -> dict:
     """Misses on updated facts of the update benchmark: how many only on the first byte, how many
-    with the old value whole."""
+    with the old value whole; and recall by phrasing of the update: naming the old value (its bytes
+    are CLEARed) or not (the new value's write must replace the old one by matching its key)."""
     exs = [update_example(seed * 100_003 + i, 6, n_buckets_of(model, "mosaic")) for i in range(samples)]
     ids = pad_batch([e.ids for e in exs])
     pred, _ = run_stream(model, "mosaic", ids)
     misses = first_only = old_back = 0
+    phrasing = {"old_named": [0, 0], "old_not_named": [0, 0]}  # [right, asked]
     for b, e in enumerate(exs):
+        text = e.text()
         for (start, end, updated), old in zip(e.meta["answers"], e.meta["old_values"]):
             if not updated:
                 continue
             ok = pred[b, start - 1:end - 1] == ids[b, start:end]
+            # told once, and named again by an update that clears it
+            tally = phrasing["old_named" if text[:start].count(old) >= 2 else "old_not_named"]
+            tally[0] += bool(ok.all())
+            tally[1] += 1
             if bool(ok.all()):
                 continue
             misses += 1
@@ -129,7 +137,8 @@ def update_misses(model, samples: int, seed: int) -> dict:
             # the old value whole: the predictions over the answer's first bytes spell it
             old_back += bytes(pred[b, start - 1:start - 1 + len(old)].tolist()) == old.encode()
     return {"samples": samples, "seed": seed, "updated_misses": misses, "first_byte_only": first_only,
-            "old_value_whole": old_back}
+            "old_value_whole": old_back,
+            "recall_by_phrasing": {k: {"right": r, "asked": n} for k, (r, n) in phrasing.items()}}
 
 
 def main() -> int:
@@ -161,7 +170,8 @@ def main() -> int:
         print(f"{li:>5}  " + "  ".join(f"{row[c]:>13}" for c in CATEGORIES))
     upd = res["updates"]
     print(f"updates: {upd['updated_misses']} misses of updated facts, {upd['first_byte_only']} only on the first "
-          f"byte, {upd['old_value_whole']} with the old value whole")
+          f"byte, {upd['old_value_whole']} with the old value whole; right when the update named the old value "
+          + ", when it did not ".join(f"{v['right']}/{v['asked']}" for v in upd["recall_by_phrasing"].values()))
     return 0
 
 

@@ -32,3 +32,6 @@ def test_each_miss_falls_in_one_category_per_memory_layer_and_the_planner_is_res
     assert sum(res["first_wrong_byte"].values()) == res["misses"]
     upd = mod.update_misses(model, samples=2, seed=0)
     assert 0 <= upd["first_byte_only"] <= upd["updated_misses"] and upd["old_value_whole"] <= upd["updated_misses"]
+    by = upd["recall_by_phrasing"]
+    assert sum(v["asked"] for v in by.values()) == 2 * 3  # 3 updated facts per conversation
+    assert sum(v["asked"] - v["right"] for v in by.values()) == upd["updated_misses"]
