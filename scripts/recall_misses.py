@@ -121,13 +121,11 @@ def update_misses(model, samples: int, seed: int) -> dict:
     misses = first_only = old_back = 0
     phrasing = {"old_named": [0, 0], "old_not_named": [0, 0]}  # [right, asked]
     for b, e in enumerate(exs):
-        text = e.text()
-        for (start, end, updated), old in zip(e.meta["answers"], e.meta["old_values"]):
+        for (start, end, updated), old, named in zip(e.meta["answers"], e.meta["old_values"], e.meta["old_named"]):
             if not updated:
                 continue
             ok = pred[b, start - 1:end - 1] == ids[b, start:end]
-            # told once, and named again by an update that clears it
-            tally = phrasing["old_named" if text[:start].count(old) >= 2 else "old_not_named"]
+            tally = phrasing["old_named" if named else "old_not_named"]
             tally[0] += bool(ok.all())
             tally[1] += 1
             if bool(ok.all()):

@@ -142,19 +142,22 @@ class Conversation:
         self._user(self.rng.choice(vocab.templates(vocab.ASK, self.split)), fact)
         self._bot(self.rng.choice(vocab.ANSWER), fact, "read")
 
-    def update(self, fact: Fact) -> None:
-        """A new value for a live fact: old bytes cleared (when named), new bytes written."""
+    def update(self, fact: Fact) -> bool:
+        """A new value for a live fact: old bytes cleared (when named), new bytes written.
+        Returns whether the update named (and so cleared) the old value."""
         old = fact.value
         new = vocab.make_value(self.rng)
         while new == old:
             new = vocab.make_value(self.rng)
         fact.value = new
-        if self.rng.random() < 0.5:
+        named = self.rng.random() < 0.5
+        if named:
             self._user(self.rng.choice(vocab.REPLACE), fact, "write", old=old)
         else:
             self.b.drop(fact.fid)
             self._user(self.rng.choice(vocab.templates(vocab.UPDATE, self.split)), fact, "write")
         self._bot(self.rng.choice(vocab.ACK))
+        return named
 
     def forget(self, fact: Fact) -> None:
         """The user asks to forget a fact: CLEAR on its value bytes."""

@@ -141,7 +141,8 @@ def update_example(seed: int, n_facts: int, n_buckets: int, split: str = "heldou
     (both phrasings: naming the old value or not), more talk, then every fact asked once.
 
     ``meta["answers"]`` lists (start, end, updated) per answer: an updated fact must come back
-    with its new value; ``meta["old_values"]`` the value each answer had before (None if not updated).
+    with its new value; ``meta["old_values"]`` the value each answer had before (None if not updated),
+    ``meta["old_named"]`` whether its update named the old value (and so CLEARed its bytes).
     """
     rng = random.Random(f"mosaic-update/{split}/{seed}/{n_facts}")
     conv = Conversation(rng, split, n_buckets)
@@ -150,8 +151,7 @@ def update_example(seed: int, n_facts: int, n_buckets: int, split: str = "heldou
         conv.distractor()
     changed = rng.sample(facts, max(1, n_facts // 2))
     old = {f.fid: f.value for f in changed}
-    for fact in changed:
-        conv.update(fact)
+    named = {f.fid: conv.update(f) for f in changed}
     for _ in range(rng.randint(2, 6)):
         conv.distractor()
     first = len(conv.answers)
@@ -162,6 +162,7 @@ def update_example(seed: int, n_facts: int, n_buckets: int, split: str = "heldou
     ids = {f.fid for f in changed}
     ex.meta["answers"] = [(a["start"], a["end"], a["fact"] in ids) for a in conv.answers[first:]]
     ex.meta["old_values"] = [old.get(a["fact"]) for a in conv.answers[first:]]  # None: not updated
+    ex.meta["old_named"] = [named.get(a["fact"], False) for a in conv.answers[first:]]
     return ex
 
 

@@ -361,7 +361,9 @@ def test_update_example_asks_every_fact_and_marks_the_updated_ones():
         for start, end, _ in answers:
             assert text[int(ex.pair[start - 1])] == text[start]   # the first byte read is the one written
         # the value each updated fact had before: told earlier in the conversation, not the answer
-        for (start, end, updated), old in zip(answers, ex.meta["old_values"]):
-            assert (old is not None) == updated
+        for (start, end, updated), old, named in zip(answers, ex.meta["old_values"], ex.meta["old_named"]):
+            assert (old is not None) == updated and (not named or updated)
             if updated:
                 assert old != text[start:end] and f" {old}" in text[:start]
+                # an update that names the old value repeats it: told, then named
+                assert (text[:start].count(old) >= 2) == named
