@@ -119,7 +119,9 @@ def tools(
         return
     for name, r in rep["results"].items():
         typer.echo(f"{name}: {r['requests']} requests, valid {100 * r['valid']:.1f}%, "
-                   f"passed tests {100 * r['passed']:.1f}%; {r['calls']} calls, right tool "
+                   f"passed tests {100 * r['passed']:.1f}% ({100 * r['passed_cued']:.1f}% of the {r['cued']} "
+                   f"whose wording shares a word with the tool's training requests, "
+                   f"{100 * r['passed_uncued']:.1f}% of the rest); {r['calls']} calls, right tool "
                    f"{100 * r['call_named']:.1f}%, exact arguments {100 * r['call_exact']:.1f}%")
 
 

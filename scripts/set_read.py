@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """Write a copy of a MOSAIC model file that reads its memory differently.
 
-    python3 scripts/set_read.py MODEL.safetensors OUT.safetensors [--probes N] [--temperature T|dot] [--threshold C]
+    python3 scripts/set_read.py MODEL.safetensors OUT.safetensors [--probes N] [--temperature T|dot] [--threshold C] [--ways W]
 
 None of these settings shapes a weight, so a model trained with one can run with another:
 ``--probes`` how many of the router's top buckets a READ looks in (<= scan_probes); ``--temperature``
 t makes a read weigh its slots by softmax(cos(q, k) / t) instead of softmax(q . k / sqrt(dk))
 (``dot``); ``--threshold`` the cosine at which a write replaces the live way of its bucket whose
-key is closest (else it takes an empty way or evicts). Pick them on validation conversations
+key is closest (else it takes an empty way or evicts); ``--ways`` how many slots each bucket holds
+(more ways: fewer evictions, a larger memory state, more slots per read). Pick them on validation conversations
 (scripts/sweep_read.py). Weights and every other piece of metadata are copied unchanged.
 """
 from __future__ import annotations
@@ -36,12 +37,14 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--temperature", type=temperature, default=argparse.SUPPRESS,
                     help="t > 0 for cosine reads, or 'dot' for dot-product reads")
     ap.add_argument("--threshold", type=float, default=None)
+    ap.add_argument("--ways", type=int, default=None)
     args = ap.parse_args(argv)
-    changes = {k: v for k, v in (("probes", args.probes), ("match_threshold", args.threshold)) if v is not None}
+    given = (("probes", args.probes), ("match_threshold", args.threshold), ("ways", args.ways))
+    changes = {k: v for k, v in given if v is not None}
     if hasattr(args, "temperature"):
         changes["read_temperature"] = args.temperature
     if not changes:
-        print("error: nothing to change (give --probes, --temperature or --threshold)", file=sys.stderr)
+        print("error: nothing to change (give --probes, --temperature, --threshold or --ways)", file=sys.stderr)
         return 2
     try:
         model = load_model(args.model)

@@ -659,6 +659,22 @@ def phrases(tool: Tool, split: str) -> tuple[str, ...]:
     raise ValueError(f"unknown split {split!r}")
 
 
+def _words(phrase: str) -> set[str]:
+    return {w.strip("?,.'") for w in phrase.lower().split()}
+
+
+def cue_words(tool: Tool, tools: list[Tool] | None = None) -> frozenset[str]:
+    """Words of ``tool``'s held-out paraphrase that its training paraphrases use and no other
+    tool's training paraphrases do: the only lexical cue to the tool a model trained on this
+    curriculum alone has ("detects leap years" -> "leap"); empty when mapping the request to the
+    tool takes knowing synonyms ("shouts a string in capitals" -> to_upper)."""
+    tools = TOOLS if tools is None else tools
+    held = _words(tool.phrases[-1])
+    own = set().union(*(_words(p) for p in tool.phrases[:-1]))
+    others = set().union(*(_words(p) for t in tools if t.name != tool.name for p in t.phrases[:-1]))
+    return frozenset((held & own) - others)
+
+
 def request_text(tool: Tool, rng: random.Random, split: str) -> str:
     """A user's request for ``tool`` in the split's templates and paraphrases."""
     return rng.choice(REQUEST[split]).format(p=rng.choice(phrases(tool, split)))

@@ -71,12 +71,20 @@ def evaluate_tools(model, arch: str, samples_per_tool: int = 1, max_new: int = 1
     reqs = [(t, *tool_request_prompt(t, seed)) for t in tools for seed in range(samples_per_tool)]
     gens = greedy_generate(model, arch, [p.encode("utf-8") for _, p, _ in reqs], max_new=max_new)
     rows = [check_definition(g.decode("utf-8", errors="replace"), t) for (t, _, _), g in zip(reqs, gens)]
+    for (t, _, _), row in zip(reqs, rows):
+        row["cue_words"] = sorted(toolset.cue_words(t))
     calls = [(t, *call_prompt(t, seed)) for t in tools for seed in range(samples_per_tool)]
     gens = greedy_generate(model, arch, [p.encode("utf-8") for _, p, _ in calls], max_new=400)
     call_rows = [check_call(g.decode("utf-8", errors="replace"), t, a) for (t, _, a), g in zip(calls, gens)]
     n, nc = max(len(rows), 1), max(len(call_rows), 1)
+    cued = [r for r in rows if r["cue_words"]]
+    uncued = [r for r in rows if not r["cue_words"]]
     return {"requests": len(rows), "valid": sum(r["valid"] for r in rows) / n,
             "passed": sum(r["passed"] for r in rows) / n, "sandbox": "toolsmith.sandbox.run_source",
+            # passing split by whether the held-out wording shares a word with the tool's training
+            # requests that no other tool's have (curriculum.tools.cue_words)
+            "cued": len(cued), "passed_cued": sum(r["passed"] for r in cued) / max(len(cued), 1),
+            "passed_uncued": sum(r["passed"] for r in uncued) / max(len(uncued), 1),
             "calls": len(call_rows), "call_named": sum(r["named"] for r in call_rows) / nc,
             "call_exact": sum(r["exact"] for r in call_rows) / nc,
             "model": model_name, "arch": arch, "rows": rows, "call_rows": call_rows}

@@ -65,6 +65,10 @@ def test_eval_impulses_and_tools(trained):
     rep = json.loads(res.stdout)["results"][str(out)]
     assert rep["requests"] == 1 and rep["valid"] in (0.0, 1.0)
     assert rep["calls"] == 1 and rep["call_exact"] in (0.0, 1.0) and len(rep["call_rows"]) == 1
+    # the first tool, reverse_string, is asked for as "writes text in reverse order": no cue word
+    assert rep["cued"] == 0 and rep["rows"][0]["cue_words"] == [] and rep["passed_uncued"] == rep["passed"]
+    res = runner.invoke(app, ["eval", "tools", "--model", str(out), "--limit", "1", "--max-bytes", "32"])
+    assert res.exit_code == 0 and "of the 0 whose wording shares a word" in res.output, res.output
     res = runner.invoke(app, ["eval", "updates", "--model", str(out), "--facts", "2", "--samples", "1", "--json"])
     assert res.exit_code == 0, res.output
     rep = json.loads(res.stdout)["results"][str(out)]

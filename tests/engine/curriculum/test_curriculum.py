@@ -247,6 +247,21 @@ def test_tool_family_is_large_and_definitions_have_the_exact_form():
         assert len(toolset.phrases(t, "train")) >= 2 and toolset.phrases(t, "heldout")
 
 
+def test_cue_words_are_the_held_out_words_only_the_tools_own_training_requests_share():
+    cues = {t.name: toolset.cue_words(t) for t in toolset.TOOLS}
+    assert cues["is_leap_year"] == {"leap"}          # "detects leap years"
+    assert cues["to_upper"] == frozenset()            # "shouts a string in capitals": synonyms only
+    for t in toolset.TOOLS:
+        held = toolset.phrases(t, "heldout")[0].lower()
+        for w in cues[t.name]:
+            assert w in held and any(w in p.lower() for p in toolset.phrases(t, "train"))
+            assert not any(w in p.lower().replace("?", " ").split()
+                           for u in toolset.TOOLS if u is not t for p in toolset.phrases(u, "train"))
+    # a word shared with another tool's training requests is no cue to this one
+    a, b = toolset.BY_NAME["km_to_miles"], toolset.BY_NAME["miles_to_km"]
+    assert "km" not in toolset.cue_words(a) and "km" in toolset.cue_words(a, [a])
+
+
 def test_every_tool_validates_with_toolsmith_and_passes_its_tests_in_the_sandbox():
     from toolsmith.definition import ToolDefinition
     from toolsmith.sandbox import run_source
