@@ -50,7 +50,10 @@ def recall(
     baseline: Optional[Path] = BASELINE,
     facts: Optional[str] = typer.Option(None, "--facts", help="Fact counts, e.g. 16 or 1,4,16,64."),
     distance: Optional[str] = typer.Option(None, "--distance", help="Distances in bytes, e.g. 2000 or 500,4000."),
-    samples: int = typer.Option(8, "--samples", min=1, help="Conversations per cell."),
+    samples: Optional[int] = typer.Option(
+        None, "--samples", min=1,
+        help="Conversations per cell (default: 64 for one cell, 8 per cell of a grid; at 8 a cell of 16 "
+             "facts swings by a few points from one seed to the next)."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Write a PNG plot here."),
     device: Optional[str] = DEVICE,
     as_json: bool = JSON,
@@ -58,6 +61,8 @@ def recall(
     """Exact-match recall against facts held (1-64) and distance (up to 8x the training length)."""
     from engine.eval import run
     fs, ds = _ints(facts, "facts"), _ints(distance, "distance")
+    if samples is None:
+        samples = 64 if fs and ds and len(fs) == 1 and len(ds) == 1 else 8
     if fs and min(fs) < 1:
         fail("--facts: at least 1 fact")
     if plot is not None and plot.suffix.lower() != ".png":

@@ -36,6 +36,9 @@ def train(
     lr: Optional[float] = typer.Option(None, "--lr", min=0, help="Peak learning rate (default: the preset's)."),
     init: Optional[Path] = typer.Option(None, "--init", help="Start from these weights (model file or run folder; "
                                                             "fresh optimizer and schedule)."),
+    match_weight: Optional[float] = typer.Option(
+        None, "--match-weight", min=0,
+        help="Weight of the match loss, which pulls an update's key onto the old value's (default 0: off)."),
     as_json: bool = typer.Option(False, "--json", help="Print the run summary as one JSON object."),
 ) -> None:
     """Train on the synthetic curriculum: progress with loss and tokens/s, held-out checks,
@@ -45,7 +48,7 @@ def train(
     try:
         cfg = train_preset(preset, steps=steps, arch=arch, seed=seed, time_budget=time_budget,
                            batch_size=batch_size, seq_len=seq_len, workers=workers, from_session=from_session,
-                           lr=lr, init_from=str(init) if init else None)
+                           lr=lr, init_from=str(init) if init else None, w_match=match_weight)
     except TrainConfigError as exc:
         fail(str(exc))
     from engine.train.__main__ import default_out

@@ -13,7 +13,9 @@ def collate(examples: list[Example], max_reads: int = 512, max_writes: int = 102
 
     ``write_idx`` [B, W] positions of WRITE labels (``write_mask`` marks real entries),
     ``read_idx`` [B, R] READ positions that have a pair, ``read_target`` [B, R] the column
-    in ``write_idx`` of the paired write (``read_mask`` marks real entries).
+    in ``write_idx`` of the paired write (``read_mask`` marks real entries); ``super_col`` [B, S]
+    the column of each write that supersedes an earlier one (``supersedes``), ``super_target``
+    [B, S] the column of the write it supersedes (``super_mask`` marks real entries).
     """
     lengths = {len(e) for e in examples}
     if len(lengths) != 1:
@@ -22,7 +24,7 @@ def collate(examples: list[Example], max_reads: int = 512, max_writes: int = 102
     for f in LABEL_FIELDS:
         out[f] = np.stack([getattr(e, f) for e in examples])
     out["loss_weight"] = np.stack([e.loss_weight for e in examples]).astype(np.float32)
-    writes, reads = [], []
+    writes, reads, supers = [], [], []
     for e in examples:
         w = np.flatnonzero(e.opcode == WRITE_MEM)[:max_writes]
         col = {int(p): i for i, p in enumerate(w)}
@@ -30,6 +32,8 @@ def collate(examples: list[Example], max_reads: int = 512, max_writes: int = 102
              if int(e.pair[t]) in col][:max_reads]
         writes.append(w)
         reads.append(r)
+        supers.append([(col[int(t)], col[int(e.supersedes[t])]) for t in np.flatnonzero(e.supersedes >= 0)
+                       if int(t) in col and int(e.supersedes[t]) in col])
     B = len(examples)
     W = max(1, max(len(w) for w in writes))
     R = max(1, max(len(r) for r in reads))
@@ -38,6 +42,13 @@ def collate(examples: list[Example], max_reads: int = 512, max_writes: int = 102
     out["read_idx"] = np.zeros((B, R), np.int64)
     out["read_target"] = np.zeros((B, R), np.int64)
     out["read_mask"] = np.zeros((B, R), bool)
+    S = max(1, max(len(x) for x in supers))
+    for name in ("super_col", "super_target"):
+        out[name] = np.zeros((B, S), np.int64)
+    out["super_mask"] = np.zeros((B, S), bool)
+    for b, x in enumerate(supers):
+        for j, (c, tc) in enumerate(x):
+            out["super_col"][b, j], out["super_target"][b, j], out["super_mask"][b, j] = c, tc, True
     for b, (w, r) in enumerate(zip(writes, reads)):
         out["write_idx"][b, :len(w)] = w
         out["write_mask"][b, :len(w)] = True

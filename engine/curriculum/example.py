@@ -11,6 +11,10 @@ say what the model should do *at* that position (INTERFACES.md, prompts/stream.p
                   that comes next (``ids[pair[t]] == ids[t + 1]``), or, at the last byte of a
                   recalled value, the value's end marker (below); -1 elsewhere
 * ``commit``      commitment head class at COMMIT positions: 0 close, 2 open; 1 (neutral) elsewhere
+* ``supersedes``  at the WRITE of a new value's first byte for a fact told before (an update):
+                  the position of the old value's first-byte WRITE, which the new write should
+                  find by its key (a write replaces a slot whose key is >= the match threshold
+                  close); -1 elsewhere
 * ``loss_weight`` weight of predicting ``ids[t + 1]`` from position ``t`` (answers weighted
                   up, unpredictable bytes such as a new random value or the world's next
                   role byte weighted 0; the last position has no target)
@@ -37,7 +41,7 @@ COMMIT_CLOSE, COMMIT_NEUTRAL, COMMIT_OPEN = 0, 1, 2
 FREE = -1  # no label: the model's own decision stands
 MAX_OFFSET = 8  # value bytes beyond this offset share the last offset's bucket
 
-LABEL_FIELDS = ("opcode", "write_gate", "bucket", "pair", "commit")
+LABEL_FIELDS = ("opcode", "write_gate", "bucket", "pair", "commit", "supersedes")
 WORLD_ROLES = {ord(stream.USER), ord(stream.IMPULSE), ord(stream.TOOL_RESULT)}
 MODEL_TURN_ROLES = (stream.BOT, stream.TOOL_DEF, stream.TOOL_CALL, stream.REPLAY)
 
@@ -75,6 +79,7 @@ class Example:
     bucket: np.ndarray       # int64 [T]
     pair: np.ndarray         # int64 [T]
     commit: np.ndarray       # int64 [T]
+    supersedes: np.ndarray   # int64 [T]
     loss_weight: np.ndarray  # float32 [T]
     meta: dict = field(default_factory=dict)
 
@@ -113,6 +118,8 @@ class Builder:
         self.bucket: list[int] = []
         self.pair: list[int] = []
         self.commit: list[int] = []
+        self.supersedes: list[int] = []
+        self.first_written: dict[str, int] = {}  # fact id -> position of its last value's first byte (kept on drop)
         self.weight: list[float] = []  # weight of *this* byte as a target (shifted at the end)
         self.writes: dict[str, list[int]] = {}  # fact id -> positions of its value bytes
         self.ends: dict[str, int] = {}          # fact id -> position of its value's end marker
@@ -141,6 +148,7 @@ class Builder:
         self.bucket.append(bucket)
         self.pair.append(pair)
         self.commit.append(COMMIT_NEUTRAL)
+        self.supersedes.append(-1)
         self.weight.append(weight)
         return len(self.ids) - 1
 
@@ -155,6 +163,10 @@ class Builder:
         pos = []
         for off, b in enumerate(value.encode("utf-8")):
             pos.append(self._push(b, WRITE_MEM, 1, bucket_of(group, off, self.n_buckets), weight=weight))
+        if pos and fact in self.first_written:
+            self.supersedes[pos[0]] = self.first_written[fact]
+        if pos:
+            self.first_written[fact] = pos[0]
         self.writes[fact] = pos
         self.ends.pop(fact, None)
         self._pending = (WRITE_MEM, fact, group, len(pos))
@@ -252,6 +264,7 @@ class Builder:
                      bucket=np.asarray(self.bucket, dtype=np.int64),
                      pair=np.asarray(self.pair, dtype=np.int64),
                      commit=np.asarray(self.commit, dtype=np.int64),
+                     supersedes=np.asarray(self.supersedes, dtype=np.int64),
                      loss_weight=lw, meta=dict(meta or {}))
         if length is not None and len(ex) > length:
             ex = ex.truncated(length)

@@ -110,6 +110,7 @@ def replay_curriculum_examples(session: str, length: int) -> list:
         weight[:real - 1] = 1.0
         neg = np.full(length, -1, np.int64)
         out.append(Example(ids=np.asarray(piece, np.int64), opcode=neg.copy(), write_gate=neg.copy(),
-                           bucket=neg.copy(), pair=neg.copy(), commit=neg.copy(), loss_weight=weight,
+                           bucket=neg.copy(), pair=neg.copy(), commit=neg.copy(), supersedes=neg.copy(),
+                           loss_weight=weight,
                            meta={"source": f"replay:{session}"}))
     return out

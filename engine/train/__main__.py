@@ -30,6 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-amp", action="store_true", help="no bf16 autocast on CUDA")
     p.add_argument("--from-session", default=None, help="also train on this session's replay log")
     p.add_argument("--init", default=None, help="start from these weights (model file or run folder)")
+    p.add_argument("--match-weight", type=float, default=None,
+                   help="weight of the match loss (an update's key onto the old value's; default 0: off)")
     p.add_argument("--json", action="store_true", help="print the run summary as one JSON object")
     return p
 
@@ -47,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
                            batch_size=args.batch_size, seq_len=args.seq_len, lr=args.lr,
                            time_budget=args.time_budget, workers=args.workers, eval_every=args.eval_every,
                            amp=False if args.no_amp else None, from_session=args.from_session,
-                           init_from=args.init)
+                           init_from=args.init, w_match=args.match_weight)
     except TrainConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

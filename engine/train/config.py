@@ -40,6 +40,8 @@ class TrainConfig:
     w_distill: float = 0.5
     w_balance: float = 0.1
     w_commit: float = 0.2
+    w_match: float = 0.0        # an update's new key onto the old one (losses.py, "match"); off by
+                                # default: on a CPU stage it traded recall for updates (MODEL.md)
     aux_floor: float = 0.1
     opcode_floor: float = 0.5    # opcodes decide what memory does at inference: keep teaching them
     infonce_tau: float = 0.1
@@ -78,6 +80,8 @@ class TrainConfig:
             raise TrainConfigError(f"session_share: must be in (0, 1], got {self.session_share}")
         if self.workers is not None and self.workers < 0:
             raise TrainConfigError(f"workers: must be >= 0, got {self.workers}")
+        if not self.w_match >= 0:
+            raise TrainConfigError(f"w_match: must be >= 0, got {self.w_match}")
 
     def replace(self, **changes) -> "TrainConfig":
         return dataclasses.replace(self, **changes)

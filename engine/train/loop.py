@@ -47,7 +47,8 @@ def aux_weights(cfg: TrainConfig, progress: float) -> dict[str, float]:
     p = min(1.0, max(0.0, progress))
     f = 1.0 - (1.0 - cfg.aux_floor) * p
     w = {"opcode": cfg.w_opcode * (1.0 - (1.0 - cfg.opcode_floor) * p), "gate": cfg.w_gate * f, "infonce": cfg.w_infonce * f,
-         "distill": cfg.w_distill * f, "balance": cfg.w_balance * f, "commit": cfg.w_commit * f}
+         "distill": cfg.w_distill * f, "balance": cfg.w_balance * f, "commit": cfg.w_commit * f,
+         "match": cfg.w_match * f}
     w["bucket"] = cfg.w_bucket * max(0.0, 1.0 - p / cfg.bucket_end_at) if cfg.bucket_end_at > 0 else 0.0
     return w
 
@@ -296,7 +297,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, device: str | None = None, resu
                 tps = (tokens - tick_tokens) / max(now - tick_t, 1e-9)
                 tick_t, tick_tokens = now, tokens
                 extras = " ".join(f"{k}={float(v):.3f}" for k, v in parts.items() if k in
-                                  ("ce", "opcode", "infonce", "nce_acc", "op_acc", "bucket"))
+                                  ("ce", "opcode", "infonce", "nce_acc", "op_acc", "bucket", "match_cos"))
                 bar.update(step, last_loss, tps)
                 say(f"step {step}/{cfg.steps} loss={last_loss:.4f} {extras} lr={lr:.2e} "
                     f"tf={teacher_p(cfg, progress):.2f} tok/s={tps:,.0f}")

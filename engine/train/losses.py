@@ -12,6 +12,10 @@ Auxiliary terms (each weighted by the annealed weights of the schedule):
 * infonce   each READ query against *all* WRITE keys before it in the sequence; the positive
             is the paired write (the same fact and byte offset)
 * commit    CE of the commitment head at COMMIT positions (close / open)
+* match     at the first-byte WRITE of an updated fact's new value: its key against the keys of
+            all earlier WRITEs (InfoNCE, the positive is the old value's first byte) plus
+            1 - cos(new key, old key): an unnamed update replaces the old slot only if the
+            two keys are at least the match threshold close
 """
 from __future__ import annotations
 
@@ -22,7 +26,7 @@ import torch.nn.functional as F
 
 from engine.curriculum.example import CLEAR_MEM, COMMIT, NOP, READ_MEM, WRITE_MEM
 
-AUX_NAMES = ("opcode", "gate", "bucket", "distill", "balance", "infonce", "commit")
+AUX_NAMES = ("opcode", "gate", "bucket", "distill", "balance", "infonce", "commit", "match")
 
 
 def _masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -137,6 +141,22 @@ def compute_losses(out, batch: dict[str, torch.Tensor], weights: dict[str, float
         parts["infonce"] = term.detach()
         parts["nce_acc"] = _masked_mean((sim.argmax(-1) == tgt).float(), rm).detach()
         total = total + weights["infonce"] * term
+
+    if weights.get("match", 0) > 0 and "super_mask" in batch and bool(batch["super_mask"].any()):
+        k = F.normalize(aux["keys"][rows, write_idx].index_select(2, ml).float(), dim=-1)  # [B,W,M,dk]
+        sc, st, sm = batch["super_col"], batch["super_target"], batch["super_mask"]       # [B,S]
+        kn = k[rows, sc]                                                                   # [B,S,M,dk]
+        sim = torch.einsum("bsmd,bwmd->bmsw", kn, k)                                         # cosines
+        earlier = write_mask.unsqueeze(1) & (write_idx.unsqueeze(1) < write_idx[rows, sc].unsqueeze(2))  # [B,S,W]
+        logits = (sim / tau).masked_fill(~earlier.unsqueeze(1), -1e4)
+        tgt = st.unsqueeze(1).expand(B, sim.shape[1], -1)
+        nce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt.reshape(-1), reduction="none").view(tgt.shape)
+        pos = sim.gather(-1, tgt.unsqueeze(-1)).squeeze(-1)                                 # [B,M,S]
+        smask = sm.unsqueeze(1).expand_as(nce)
+        term = _masked_mean(nce + (1.0 - pos), smask)
+        parts["match"] = term.detach()
+        parts["match_cos"] = _masked_mean(pos, smask).detach()
+        total = total + weights["match"] * term
 
     if weights.get("commit", 0) > 0 and "commit_logits" in aux:
         cl = aux["commit_logits"].float()                            # [B,T,L,3]

@@ -24,6 +24,17 @@ def test_train_writes_model_checkpoint_and_card(trained):
     for name in ("model.safetensors", "checkpoint.pt", "MODEL.md", "metrics.json"):
         assert (out / name).exists()
     assert "mosaic train" in (out / "MODEL.md").read_text()
+    assert json.loads((out / "metrics.json").read_text())["train_config"]["w_match"] == 0.0  # off by default
+
+
+def test_train_match_weight_reaches_the_config(tmp_path):
+    out = tmp_path / "run"
+    res = runner.invoke(app, ["train", "--preset", "tiny", "--steps", "2", "--device", "cpu", "--out", str(out),
+                              "--match-weight", "0.3", "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads((out / "metrics.json").read_text())["train_config"]["w_match"] == 0.3
+    res = runner.invoke(app, ["train", "--preset", "tiny", "--out", str(tmp_path / "x"), "--match-weight", "-1"])
+    assert res.exit_code == 2 and not (tmp_path / "x").exists()
 
 
 def test_train_resume_continues_to_more_steps(trained, tmp_path):
@@ -42,6 +53,10 @@ def test_eval_recall_one_cell_prints_one_object(trained):
     obj = json.loads(res.stdout)
     assert 0.0 <= obj["accuracy"] <= 1.0 and obj["facts"] == 2 and obj["distance"] == 100
     assert obj["model"] == str(out)
+    # without --samples one cell is judged over 64 conversations (a grid cell gets 8)
+    res = runner.invoke(app, ["eval", "recall", "--model", str(out), "--facts", "2", "--distance", "100", "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["answers"] == 64 * 2
 
 
 def test_eval_recall_table_and_plot(trained, tmp_path):

@@ -114,6 +114,11 @@ def test_pairs_point_at_the_latest_value_after_an_update():
         assert new_writes.min() > first_told + len(old)  # not the first telling
         cleared = bytes(ex.ids[ex.opcode == E.CLEAR_MEM].tolist()).decode()
         assert cleared in ("", old + ",")  # named: the old value and its end marker are cleared
+        # the new value's first written byte supersedes the old value's, and nothing else does
+        (at,) = np.flatnonzero(ex.supersedes >= 0)
+        assert at == new_writes.min() and ex.supersedes[at] == first_told
+        assert ex.opcode[at] == ex.opcode[first_told] == E.WRITE_MEM
+        assert chr(ex.ids[at]) == fact.value[0] and chr(ex.ids[first_told]) == old[0]
 
 
 def test_forgotten_values_are_cleared_byte_by_byte():
@@ -229,6 +234,11 @@ def test_collate_builds_infonce_indices_consistent_with_pairs():
             t = b["read_idx"][i, j]
             w = b["write_idx"][i, b["read_target"][i, j]]
             assert ex.pair[t] == w and w < t
+        sup = {int(t): int(ex.supersedes[t]) for t in np.flatnonzero(ex.supersedes >= 0)}
+        got = {int(b["write_idx"][i, b["super_col"][i, j]]): int(b["write_idx"][i, b["super_target"][i, j]])
+               for j in np.flatnonzero(b["super_mask"][i])}
+        assert got == sup   # every update's first write, pointing at the one it supersedes
+    assert b["super_mask"].any()  # training conversations do update facts
     with pytest.raises(ValueError):
         collate([exs[0], exs[1].truncated(100)])
 

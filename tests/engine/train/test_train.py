@@ -137,6 +137,8 @@ def test_bad_settings_are_refused_with_the_field_named():
         train_preset("tiny", arch="lstm")
     with pytest.raises(TrainConfigError, match="seq_len"):
         train_preset("tiny", seq_len=4)
+    with pytest.raises(TrainConfigError, match="w_match"):
+        train_preset("tiny", w_match=-0.5)
 
 
 def test_ddp_on_two_gloo_cpu_processes(tmp_path):
@@ -215,3 +217,41 @@ def test_init_refuses_weights_of_another_shape(tmp_path):
     bigger = train_preset("default", steps=1)
     with pytest.raises(ckpt.CheckpointError, match="shapes differ"):
         init_weights(build_model(bigger)[0], "mosaic", tmp_path / "one")
+
+
+def test_match_loss_pulls_an_updates_key_onto_the_old_one():
+    from types import SimpleNamespace
+
+    from engine.curriculum import collate, update_example
+    from engine.train.losses import compute_losses
+    exs = [update_example(seed, 4, 8) for seed in range(3)]
+    n = min(len(e) for e in exs)
+    batch = {k: torch.from_numpy(v) for k, v in collate([e.truncated(n) for e in exs]).items()}
+    assert int(batch["super_mask"].sum()) == 3 * 2  # two of four facts updated per conversation
+    B, T, L, dk = 3, n, 2, 16
+
+    def losses(keys):
+        aux = {"opcode_logits": torch.zeros(B, T, L, 10), "keys": keys, "queries": torch.zeros(B, T, L, dk),
+               "router_write_logits": torch.zeros(B, T, L, 8), "router_read_logits": torch.zeros(B, T, L, 8)}
+        out = SimpleNamespace(logits=torch.zeros(B, T, 256), aux=aux)
+        return compute_losses(out, batch, {"match": 1.0}, [0, 1])
+
+    torch.manual_seed(0)
+    keys = torch.randn(B, T, L, dk, requires_grad=True)
+    loss, parts = losses(keys)
+    (loss - parts["lm"]).backward()
+    touched = keys.grad.abs().sum((2, 3)) > 0                     # [B, T]
+    writes = torch.zeros(B, T, dtype=torch.bool)
+    writes.scatter_(1, batch["write_idx"], batch["write_mask"])
+    assert touched.any() and not (touched & ~writes).any()          # only WRITE keys get a gradient
+    # the new first-byte key set to the old one: cosine 1 and a smaller term
+    aligned = keys.detach().clone()
+    for b, j in batch["super_mask"].nonzero().tolist():
+        new, old = batch["write_idx"][b, batch["super_col"][b, j]], batch["write_idx"][b, batch["super_target"][b, j]]
+        aligned[b, new] = aligned[b, old] * 3.0                     # length does not matter, direction does
+    _, best = losses(aligned)
+    assert float(best["match_cos"]) == pytest.approx(1.0, abs=1e-5) and float(parts["match_cos"]) < 0.5
+    assert float(best["match"]) < float(parts["match"])
+    # no update in the batch: the term is absent, not zero-filled
+    batch["super_mask"][:] = False
+    assert "match" not in losses(keys.detach())[1]
