@@ -10,8 +10,12 @@ decisions, and sorts the first wrong byte of every missed answer, per memory lay
 
 * ``no_read``        the layer did not READ (or SCAN) there
 * ``never_written``  the byte it should read was never written (opcode or gate said no)
-* ``replaced``       written, but a later write took its slot (a key at least the match threshold
-                     close in the same bucket, or an eviction from a full bucket)
+* ``replaced``       written, but a later write into its bucket, with a key at least the match
+                     threshold close to its own, took its slot
+* ``cleared``        written, but a later CLEAR in its bucket (the model's own decision: the
+                     conversations forget nothing) found its key the closest and emptied the slot
+* ``evicted``        written, but its slot was taken by a later write into its full bucket whose
+                     key matched no way (the way of lowest utility goes)
 * ``not_probed``     still in memory, in a bucket the read did not probe
 * ``read_minor``     read, with less than half of the read's softmax weight
 * ``read_major``     read with at least half the weight (the value still mixed with others, or
@@ -41,7 +45,8 @@ from engine.eval.common import pad_batch, run_stream  # noqa: E402
 from engine.eval.recall import n_buckets_of  # noqa: E402
 from engine.train.checkpoint import load_trained_model  # noqa: E402
 
-CATEGORIES = ("no_read", "never_written", "replaced", "not_probed", "read_minor", "read_major")
+CATEGORIES = ("no_read", "never_written", "replaced", "cleared", "evicted", "not_probed", "read_minor",
+              "read_major")
 
 
 @contextmanager
@@ -72,11 +77,22 @@ def _classify(kw, plan, queries, mem, b: int, r: int, w: int) -> str:
     if not bool(kw["write"][b, w]):
         return "never_written"
     events = plan.read_events[i, : mem.P * mem.W]
+    keys = torch.cat([kw["init_keys"][b].reshape(NBW, -1), kw["keys"][b]], 0)
     if not bool((events == NBW + w).any()):
         probed = kw["read_probes"][i, : mem.P]
-        return "replaced" if bool((probed == kw["bucket"][b, w]).any()) else "not_probed"
+        if not bool((probed == kw["bucket"][b, w]).any()):
+            return "not_probed"
+        # who took the slot: a later write into the bucket with a threshold-close key, a later CLEAR
+        # there, or else an eviction from a full bucket
+        later = torch.arange(w + 1, r + 1)
+        same = kw["bucket"][b, later] == kw["bucket"][b, w]
+        writes = later[kw["write"][b, later].bool() & same]
+        unit = torch.nn.functional.normalize(keys[NBW + writes].float(), dim=-1)
+        if bool((unit @ torch.nn.functional.normalize(keys[NBW + w].float(), dim=-1) >= mem.threshold).any()):
+            return "replaced"
+        return "cleared" if bool((kw["clear"][b, later].bool() & same).any()) else "evicted"
     live = events[events >= 0]
-    keys = torch.cat([kw["init_keys"][b].reshape(NBW, -1), kw["keys"][b]], 0)[live].float()
+    keys = keys[live].float()
     weight = torch.softmax(keys @ queries[b, r].float() * mem.dk ** -0.5, 0)[(live == NBW + w).nonzero()[0]]
     return "read_major" if float(weight) >= 0.5 else "read_minor"
 

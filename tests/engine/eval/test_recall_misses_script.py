@@ -35,3 +35,34 @@ def test_each_miss_falls_in_one_category_per_memory_layer_and_the_planner_is_res
     by = upd["recall_by_phrasing"]
     assert sum(v["asked"] for v in by.values()) == 2 * 3  # 3 updated facts per conversation
     assert sum(v["asked"] - v["right"] for v in by.values()) == upd["updated_misses"]
+
+
+def test_a_lost_slot_is_told_apart_by_who_took_it():
+    from types import SimpleNamespace
+
+    import numpy as np
+    mod = _script()
+    mem = SimpleNamespace(NB=2, W=2, P=1, dk=4, threshold=0.9)
+    NBW, T = 4, 6
+    e1, e2 = torch.eye(4)[0], torch.eye(4)[1]
+
+    def classify(later_key, clear_at=None, probe=0, events=(-1, -1)):
+        write = torch.zeros(1, T, dtype=torch.bool)
+        write[0, [0, 2]] = True                      # the fact's byte at 0, a later write at 2
+        clear = torch.zeros(1, T, dtype=torch.bool)
+        if clear_at is not None:
+            clear[0, clear_at] = True
+        keys = torch.zeros(1, T, 4)
+        keys[0, 0], keys[0, 2] = e1, later_key
+        kw = {"write": write, "clear": clear, "bucket": torch.zeros(1, T, dtype=torch.long),
+              "keys": keys, "init_keys": torch.zeros(1, 2, 2, 4), "read_probes": torch.tensor([[probe]])}
+        plan = SimpleNamespace(read_rows=torch.tensor([0]), read_pos=torch.tensor([5]),
+                               read_events=torch.tensor([list(events)]))
+        return mod._classify(kw, plan, torch.zeros(1, T, 4) + e1, mem, 0, 5, 0)
+
+    assert classify(e1) == "replaced"                       # a threshold-close key took the slot
+    assert classify(e2, clear_at=3) == "cleared"            # no close key, but a CLEAR in the bucket
+    assert classify(e2) == "evicted"                        # neither: the full bucket evicted it
+    assert classify(e1, probe=1) == "not_probed"
+    assert classify(e2, events=(NBW + 0, NBW + 2)) in ("read_major", "read_minor")
+    assert classify(e2, events=(NBW + 0, -1)) == "read_major"   # alone in the read: all the weight
