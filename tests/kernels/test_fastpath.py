@@ -114,7 +114,10 @@ def _busy_model(seed, **changes):
     (1, {"buckets": 1, "ways": 1, "probes": 1, "scan_probes": 1}, True, 30),  # one slot: always evicting
     (9, {}, False, 6),                            # 8 sequences per GEMV program, and a ragged 9th
     (3, {"read_temperature": 0.1}, True, 30),     # cosine reads, full buckets
-], ids=["B1-all-ops", "B3-busy", "B2-mem-in-layer-1", "B1-one-slot", "B9-ragged-rows", "B3-cosine-reads"])
+    # the shipped model's memory shape: 12 probes x 16 ways = 192 slots a read (not a power of 2)
+    (2, {"buckets": 64, "ways": 16, "probes": 12, "scan_probes": 16, "read_temperature": 0.1}, False, 12),
+], ids=["B1-all-ops", "B3-busy", "B2-mem-in-layer-1", "B1-one-slot", "B9-ragged-rows", "B3-cosine-reads",
+        "B2-shipped-memory-shape"])
 def test_fused_step_matches_model_step(B, changes, busy, T):
     model = _busy_model(5, **changes) if busy or changes else _model("tiny", seed=5)
     fast = fastpath.FusedStep(model, model.init_state(B))
