@@ -66,3 +66,23 @@ def test_a_lost_slot_is_told_apart_by_who_took_it():
     assert classify(e1, probe=1) == "not_probed"
     assert classify(e2, events=(NBW + 0, NBW + 2)) in ("read_major", "read_minor")
     assert classify(e2, events=(NBW + 0, -1)) == "read_major"   # alone in the read: all the weight
+
+
+def test_key_similarity_reports_every_memory_layer():
+    spec = importlib.util.spec_from_file_location("key_similarity", SCRIPT.with_name("key_similarity.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    torch.manual_seed(0)
+    model = MosaicLM(ModelConfig.preset("tiny").replace(memory_layers=(1,))).eval()
+    res = mod.key_similarity(model, seed=0, samples=2)
+    assert list(res["layers"]) == ["1"]
+    row = res["layers"]["1"]
+    # 2 update conversations x 3 updated facts, split by phrasing; 6 facts told -> 15 pairs each
+    assert row["update_named"].get("n", 0) + row["update_not_named"].get("n", 0) == 2 * 3
+    assert row["distinct"]["n"] == 2 * 15
+    for k in ("update_named", "update_not_named", "distinct"):
+        s = row[k]
+        if s["n"]:
+            p = s["p5_25_50_75_95"]
+            assert p == sorted(p) and -1.0 - 1e-5 <= p[0] and p[-1] <= 1.0 + 1e-5 and 0 <= s["at_threshold"] <= 1
+    assert mod.summary([0.5, 0.95, 0.99], 0.9)["at_threshold"] == round(2 / 3, 4)
