@@ -36,7 +36,6 @@ from engine.curriculum.episodes import recall_example, update_example  # noqa: E
 from engine.curriculum.example import CLEAR_MEM, WRITE_MEM  # noqa: E402
 from engine.eval.common import pad_batch  # noqa: E402
 from engine.eval.recall import n_buckets_of  # noqa: E402
-from engine.train.checkpoint import load_trained_model  # noqa: E402
 
 _spec = importlib.util.spec_from_file_location("recall_misses", Path(__file__).with_name("recall_misses.py"))
 _misses = importlib.util.module_from_spec(_spec)
@@ -121,9 +120,8 @@ def main() -> int:
     ap.add_argument("--samples", type=int, default=64, help="update conversations (recall: half as many)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
-    model, arch, _ = load_trained_model(args.model)
-    if arch != "mosaic":
-        print("error: only a MOSAIC model has memory keys", file=sys.stderr)
+    model = _misses.load_mosaic(args.model)
+    if model is None:
         return 1
     res = key_similarity(model, args.seed, args.samples)
     if args.json:

@@ -43,7 +43,7 @@ import engine.vm.block as block  # noqa: E402
 from engine.curriculum.episodes import recall_example, update_example  # noqa: E402
 from engine.eval.common import pad_batch, run_stream  # noqa: E402
 from engine.eval.recall import n_buckets_of  # noqa: E402
-from engine.train.checkpoint import load_trained_model  # noqa: E402
+from engine.train.checkpoint import CheckpointError, load_trained_model  # noqa: E402
 
 CATEGORIES = ("no_read", "never_written", "replaced", "cleared", "evicted", "not_probed", "read_minor",
               "read_major")
@@ -155,6 +155,19 @@ def update_misses(model, samples: int, seed: int) -> dict:
             "recall_by_phrasing": {k: {"right": r, "asked": n} for k, (r, n) in phrasing.items()}}
 
 
+def load_mosaic(path):
+    """The MOSAIC model at ``path`` (None: the shipped one), or None after a one-line error on stderr."""
+    try:
+        model, arch, _ = load_trained_model(path)
+    except CheckpointError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return None
+    if arch != "mosaic":
+        print("error: only a MOSAIC model has memory (this is a window baseline)", file=sys.stderr)
+        return None
+    return model
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     ap.add_argument("--model", default=None, help="training folder or model file (default: the shipped model)")
@@ -166,9 +179,8 @@ def main() -> int:
                     help="key vocabulary and templates of the conversations (the evals use heldout)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
-    model, arch, _ = load_trained_model(args.model)
-    if arch != "mosaic":
-        print("error: only a MOSAIC model has memory plans", file=sys.stderr)
+    model = load_mosaic(args.model)
+    if model is None:
         return 1
     res = {"recall": recall_misses(model, args.facts, args.distance, args.samples, args.seed, args.split),
            "updates": update_misses(model, args.samples, args.seed)}

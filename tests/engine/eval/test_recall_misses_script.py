@@ -86,3 +86,10 @@ def test_key_similarity_reports_every_memory_layer():
             p = s["p5_25_50_75_95"]
             assert p == sorted(p) and -1.0 - 1e-5 <= p[0] and p[-1] <= 1.0 + 1e-5 and 0 <= s["at_threshold"] <= 1
     assert mod.summary([0.5, 0.95, 0.99], 0.9)["at_threshold"] == round(2 / 3, 4)
+
+
+def test_a_missing_model_is_one_line_on_stderr(capsys, tmp_path):
+    mod = _script()
+    assert mod.load_mosaic(tmp_path / "missing.safetensors") is None
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and len(err.strip().splitlines()) == 1
