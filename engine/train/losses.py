@@ -128,9 +128,12 @@ def compute_losses(out, batch: dict[str, torch.Tensor], weights: dict[str, float
         parts["balance"] = term.detach()
         total = total + weights["balance"] * term
 
+    use_match = weights.get("match", 0) > 0 and "super_mask" in batch and bool(batch["super_mask"].any())
+    if weights.get("infonce", 0) > 0 or use_match:  # both compare against every write key
+        k = F.normalize(aux["keys"][rows, write_idx].index_select(2, ml).float(), dim=-1)    # [B,W,M,dk]
+
     if weights.get("infonce", 0) > 0:
         q = F.normalize(aux["queries"][rows, read_idx].index_select(2, ml).float(), dim=-1)  # [B,R,M,dk]
-        k = F.normalize(aux["keys"][rows, write_idx].index_select(2, ml).float(), dim=-1)    # [B,W,M,dk]
         sim = torch.einsum("brmd,bwmd->bmrw", q, k) / tau
         allowed = write_mask.unsqueeze(1) & (write_idx.unsqueeze(1) < read_idx.unsqueeze(2))  # [B,R,W]
         sim = sim.masked_fill(~allowed.unsqueeze(1), -1e4)
@@ -142,8 +145,7 @@ def compute_losses(out, batch: dict[str, torch.Tensor], weights: dict[str, float
         parts["nce_acc"] = _masked_mean((sim.argmax(-1) == tgt).float(), rm).detach()
         total = total + weights["infonce"] * term
 
-    if weights.get("match", 0) > 0 and "super_mask" in batch and bool(batch["super_mask"].any()):
-        k = F.normalize(aux["keys"][rows, write_idx].index_select(2, ml).float(), dim=-1)  # [B,W,M,dk]
+    if use_match:
         sc, st, sm = batch["super_col"], batch["super_target"], batch["super_mask"]       # [B,S]
         kn = k[rows, sc]                                                                   # [B,S,M,dk]
         sim = torch.einsum("bsmd,bwmd->bmsw", kn, k)                                         # cosines
