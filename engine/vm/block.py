@@ -34,6 +34,7 @@ from engine.vm.plan_batched import TensorPlan, plan_batched
 from engine.vm.registers import Registers
 from engine.vm.state import LayerState
 
+NOP = int(Opcode.NOP)
 READ, WRITE, CLEAR, IDLE = int(Opcode.READ_MEM), int(Opcode.WRITE_MEM), int(Opcode.CLEAR_MEM), int(Opcode.IDLE)
 UP, DOWN, SCAN, COMMIT = int(Opcode.GATE_UP), int(Opcode.GATE_DOWN), int(Opcode.SCAN), int(Opcode.COMMIT)
 
@@ -75,6 +76,7 @@ class MosaicBlock(nn.Module):
         self.memory = Memory(d, cfg.buckets, cfg.ways, cfg.key_dim, cfg.value_dim, cfg.probes,
                              cfg.scan_probes, cfg.match_threshold, cfg.read_temperature) if self.has_memory else None
         self.dk, self.dv = cfg.key_dim, cfg.value_dim
+        self.clear_confidence = float(cfg.clear_confidence)
         self.register_buffer("opcode_ids", torch.arange(N_OPCODES), persistent=False)
 
     # --- shared pieces -------------------------------------------------------------------------
@@ -82,10 +84,15 @@ class MosaicBlock(nn.Module):
         gate, up = self.mlp_in(c).chunk(2, dim=-1)
         return self.mlp_out(F.silu(gate) * up)
 
-    @staticmethod
-    def _decide(op_logits, gate_logits, t_op, t_gate):
-        """Hard opcode [...] and write gate [...] bool, teacher labels (>= 0) winning."""
+    def _decide(self, op_logits, gate_logits, t_op, t_gate):
+        """Hard opcode [...] and write gate [...] bool, teacher labels (>= 0) winning.
+
+        The opcode is the argmax, except that a CLEAR whose probability is below
+        ``clear_confidence`` becomes a NOP (a clear cannot be undone)."""
         op = op_logits.argmax(-1)
+        if self.clear_confidence > 0:
+            p_clear = op_logits.detach().float().softmax(-1)[..., CLEAR]
+            op = torch.where((op == CLEAR) & (p_clear < self.clear_confidence), NOP, op)
         gate = gate_logits > 0
         if t_op is not None:
             op = torch.where(t_op >= 0, t_op, op)

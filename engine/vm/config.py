@@ -29,6 +29,9 @@ class ModelConfig:
     (None = all). ``read_temperature``: None, a read weighs the slots by softmax(q . k /
     sqrt(key_dim)); a number t, by softmax(cos(q, k) / t) (queries and keys are then kept at
     unit length, which changes no routing or write decision: those use cosines already).
+    ``clear_confidence``: a CLEAR the opcode head decides is carried out only where its softmax
+    probability reaches this (elsewhere the cycle is a NOP): a clear cannot be undone, so it
+    takes a confident decision; 0 carries out every CLEAR the argmax picks.
     """
 
     d_model: int = 256
@@ -45,6 +48,7 @@ class ModelConfig:
     scan_probes: int = 32
     match_threshold: float = 0.9
     read_temperature: float | None = None
+    clear_confidence: float = 0.0
     memory_layers: tuple[int, ...] | None = None
     lambda_init: tuple[float, ...] = ()
     norm_eps: float = 1e-6
@@ -74,6 +78,9 @@ class ModelConfig:
         t = self.read_temperature
         if t is not None and (isinstance(t, bool) or not isinstance(t, (int, float)) or not t > 0):
             raise ConfigError(f"read_temperature: must be null or > 0, got {t!r}")
+        c = self.clear_confidence
+        if isinstance(c, bool) or not isinstance(c, (int, float)) or not 0.0 <= c < 1.0:
+            raise ConfigError(f"clear_confidence: must be a probability in [0, 1), got {c!r}")
         if not isinstance(self.norm_eps, (int, float)) or not self.norm_eps > 0:
             raise ConfigError(f"norm_eps: must be > 0, got {self.norm_eps!r}")
         if self.memory_layers is not None:
@@ -116,6 +123,11 @@ class ModelConfig:
         d = dataclasses.asdict(self)
         d["memory_layers"] = None if self.memory_layers is None else list(self.memory_layers)
         d["lambda_init"] = list(self.lambda_init)
+        # fields added after models shipped are written only when set, so that an older config
+        # keeps its file and fingerprint (saved sessions and checkpoints stay loadable)
+        for name in LATER_FIELDS:
+            if d[name] == getattr(ModelConfig, name):
+                del d[name]
         return d
 
     @classmethod
@@ -170,6 +182,8 @@ class ModelConfig:
         except KeyError:
             raise ConfigError(f"preset: unknown preset {name!r} (known: {', '.join(PRESETS)})") from None
 
+
+LATER_FIELDS = ("clear_confidence",)
 
 PRESETS: dict[str, dict] = {
     "tiny": dict(d_model=32, n_layers=2, timescales=2, register_channels=8, conv_kernel=4, mlp_hidden=64,

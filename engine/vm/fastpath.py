@@ -131,6 +131,7 @@ class GraphedStep:
 # ---------------------------------------------------------------------------------------------
 # CPU, batch 1: the step in NumPy over a snapshot of the weights
 # ---------------------------------------------------------------------------------------------
+_NOP = int(Opcode.NOP)
 _READ, _WRITE, _CLEAR, _IDLE = int(Opcode.READ_MEM), int(Opcode.WRITE_MEM), int(Opcode.CLEAR_MEM), int(Opcode.IDLE)
 _UP, _DOWN, _SCAN, _COMMIT = int(Opcode.GATE_UP), int(Opcode.GATE_DOWN), int(Opcode.SCAN), int(Opcode.COMMIT)
 
@@ -163,6 +164,7 @@ class _LayerWeights:
         self.readout = _np(blk.registers.readout.weight).T.copy()
         self.eps = np.float32(blk.eps)
         self.hidden = blk.mlp_out.in_features
+        self.clear_confidence = float(blk.clear_confidence)
         self.mem = blk.memory
         if blk.memory is not None:
             m = blk.memory
@@ -282,6 +284,9 @@ class CpuStep:
         p = u @ w.proj_w + w.proj_b
         q, kn, v, opl, gl, ul, cl, fl, ri = (p[sl] for sl in w.slices)
         op = int(np.argmax(opl))
+        if op == _CLEAR and w.clear_confidence > 0:  # MosaicBlock._decide: an unsure CLEAR is a NOP
+            if 1.0 / np.exp(opl - opl[_CLEAR]).sum() < w.clear_confidence:
+                op = _NOP
         regs = views["registers"]  # [K, R]
         regs *= w.lam
         regs += (1.0 - w.lam) * ri.reshape(regs.shape)
@@ -587,7 +592,7 @@ class FusedStep:
                           blk.registers.readout.weight, lay["n_proj"], lay["ri0"], self.local, self.reg, self.snew,
                           block_n=self.bn_mid)
             kd.decode_out(i, x, lay["a"], self.local, self.reg, self.snew, self.u, y, ls, st.position,
-                          lay["mem"], lay["offsets"], self.outs)
+                          lay["mem"], lay["offsets"], self.outs, blk.clear_confidence)
             x, y = y, x
         st.position.add_(1)
         kd.decode_head(x, m.norm, m.head.weight, m.config.norm_eps, self.logits)

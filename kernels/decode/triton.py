@@ -109,7 +109,7 @@ def _decode_out_kernel(x_ptr, a_ptr, local_ptr, reg_ptr, snew_ptr, u_ptr, y_ptr,
                        routw_ptr, routb_ptr, outw_ptr,
                        op_ptr, rb_ptr, ws_ptr, cs_ptr, ent_ptr, delta_ptr,
                        layer, L, D, KR, KC, NA, OQ, OKN, OV, OOP, OG, OU, OC, OF,
-                       NB, W, DK, DV, P, PS, threshold, scale, qscale,
+                       NB, W, DK, DV, P, PS, threshold, scale, qscale, cconf,
                        HAS_MEM: tl.constexpr, BD: tl.constexpr, BKR: tl.constexpr, BNB: tl.constexpr,
                        BS: tl.constexpr, BPS: tl.constexpr, BP: tl.constexpr, BW: tl.constexpr,
                        BK: tl.constexpr, BV: tl.constexpr, BKC: tl.constexpr):
@@ -119,6 +119,10 @@ def _decode_out_kernel(x_ptr, a_ptr, local_ptr, reg_ptr, snew_ptr, u_ptr, y_ptr,
     oo = tl.arange(0, 16)
     opl = tl.load(arow + OOP + oo, mask=oo < 10, other=float("-inf"))
     op, _m = _first_argmax(opl, oo, 16)
+    # a CLEAR below the confidence cconf (its softmax probability) is a NOP
+    e = tl.exp(opl - tl.max(opl, axis=0))
+    p_clear = tl.sum(tl.where(oo == 3, e, 0.0), axis=0) / tl.sum(e, axis=0)
+    op = tl.where((op == 3) & (p_clear < cconf), 0, op)
     gate = tl.load(arow + OG) > 0
     oc = tl.arange(0, 4)
     cl = tl.load(arow + OC + oc, mask=oc < 3, other=float("-inf"))
@@ -320,14 +324,15 @@ def decode_mid(a, regs, lam, mlp_w, mlp_b, readout_w, n_proj, ri0, local, reg, s
         BN=block_n, BH=p2(HID), BKR=p2(KR), ROWS=rows)
 
 
-def decode_out(layer, x, a, local, reg, snew, u, y, st, pos, mem, offsets, outs):
+def decode_out(layer, x, a, local, reg, snew, u, y, st, pos, mem, offsets, outs, clear_confidence: float = 0.0):
     """Decisions, memory, fusion and the state commit of one layer; see the module docstring.
 
     st: the LayerState (mutated in place); mem: None or a dict of router_w [NB,dk], router_b [NB],
     out_w [d,dv], NB, W, P, PS, threshold, query_scale (None: dot-product reads; s: cosine reads,
     the query normalised and scaled by s, the next key normalised); offsets: (q, kn, v, op, gate, util, commit, fusion)
     column offsets in ``a``; outs: (opcodes [B,L], read_buckets [B,L,P], write_slot [B,L,2],
-    cleared_slot [B,L,2], entropy [B,L], delta [B,L]) written at ``layer``.
+    cleared_slot [B,L,2], entropy [B,L], delta [B,L]) written at ``layer``; clear_confidence: a CLEAR
+    whose softmax probability is below it becomes a NOP.
     """
     B, D = x.shape
     NA = a.shape[1]
@@ -352,7 +357,7 @@ def decode_out(layer, x, a, local, reg, snew, u, y, st, pos, mem, offsets, outs)
                              st.registers, st.conv, st.prev_key if has_mem else dummy, st.ledger, pos, *args,
                              op_o, rb_o, ws_o, cs_o, ent_o, delta_o,
                              layer, L, D, KR, KC, NA, *offsets,
-                             NB, Wy, DK, DV, P, PS, thr, scale, qscale,
+                             NB, Wy, DK, DV, P, PS, thr, scale, qscale, float(clear_confidence),
                              HAS_MEM=has_mem, BD=p2(D), BKR=p2(KR), BNB=p2(NB), BS=p2(PS * Wy), BPS=p2(PS),
                              BP=p2(P), BW=p2(Wy), BK=p2(DK), BV=p2(DV), BKC=p2(max(KC - 1, 1)),
                              num_warps=8 if big else 4)

@@ -40,12 +40,25 @@ def test_memory_layers_and_lambdas_round_trip():
     ({"lambda_init": (0.5, 1.0, 0.2, 0.3)}, "lambda_init"),
     ({"vocab_size": 50257}, "vocab_size"),
     ({"norm_eps": 0}, "norm_eps"),
+    ({"clear_confidence": 1.0}, "clear_confidence"),
+    ({"clear_confidence": -0.1}, "clear_confidence"),
+    ({"clear_confidence": True}, "clear_confidence"),
 ])
 def test_invalid_config_names_the_field(changes, field):
     with pytest.raises(ConfigError) as err:
         ModelConfig.preset("base").replace(**changes)
     assert str(err.value).startswith(field + ":")
     assert "\n" not in str(err.value)
+
+
+def test_a_field_added_later_keeps_older_configs_and_fingerprints():
+    cfg = ModelConfig.preset("default")
+    assert "clear_confidence" not in cfg.to_dict()  # at its default: written as before it existed
+    set_ = cfg.replace(clear_confidence=0.8)
+    assert set_.to_dict()["clear_confidence"] == 0.8
+    assert ModelConfig.from_dict(set_.to_dict()) == set_
+    assert ModelConfig.from_dict(cfg.to_dict()) == cfg
+    assert set_.fingerprint() != cfg.fingerprint()
 
 
 def test_bad_config_files_and_keys(tmp_path):

@@ -87,6 +87,31 @@ def test_clear_mem_invalidates_the_best_matching_slot():
     assert torch.equal(s.mem_valid, st.mem_valid) and (info["cleared_slot"] == -1).all()
 
 
+@pytest.mark.parametrize("confidence,clears", [(0.0, True), (0.5, True), (0.7, False)])
+def test_an_unsure_clear_is_a_nop(confidence, clears):
+    """The opcode head picks CLEAR with probability 0.6: carried out only below that confidence."""
+    model, blk, state, st, x = _setup(clear_confidence=confidence)
+    lo = blk.sizes[0] + blk.sizes[1] + blk.sizes[2]
+    with torch.no_grad():
+        blk.proj.weight[lo:lo + 10] = 0.0
+        logits = torch.full((10,), -30.0)
+        logits[int(Opcode.CLEAR_MEM)], logits[int(Opcode.WRITE_MEM)] = 0.0, -0.4055  # p = 0.6 / 0.4
+        blk.proj.bias[lo:lo + 10] = logits
+    _fill(st, range(6))
+    st.mem_keys[:, 4, 2] = st.prev_key
+    from engine.vm.state import LayerState
+    s = LayerState(**{k: v.clone() for k, v in st.tensors().items()})
+    free = torch.full((B,), -1, dtype=torch.long)
+    _, op, info, _ = blk.step_(x.clone(), s, torch.full((B,), 10), free, free, torch.full((B,), 4))
+    want = Opcode.CLEAR_MEM if clears else Opcode.NOP
+    assert (op == int(want)).all()
+    assert bool((info["cleared_slot"][:, 0] >= 0).all()) == clears
+    assert bool(s.mem_valid.all()) != clears
+    # a teacher's CLEAR is carried out whatever the confidence
+    _, op, info, _ = _run(blk, st, x, Opcode.CLEAR_MEM, bucket=4)
+    assert (info["cleared_slot"][:, 0] == 4).all()
+
+
 def test_gate_up_and_gate_down_raise_and_lower_the_fused_contribution():
     model, blk, state, st, x = _setup()   # memory empty: the fused part is g_reg * registers' readout
     y_up = _run(blk, st, x, Opcode.GATE_UP)[0]

@@ -138,6 +138,45 @@ def test_fused_step_matches_model_step(B, changes, busy, T):
         assert len(seen) >= 8, seen  # (B9 over 6 tokens: 108 decisions)
 
 
+class _ClearDecisions:
+    """Counts, from the reference's own opcode logits, CLEARs the argmax picks that the
+    confidence keeps and that it turns into NOPs (so a test knows both cases occurred)."""
+
+    def __init__(self, model):
+        self.kept = self.demoted = 0
+        self.hooks = []
+        for blk in model.blocks:
+            lo = blk.sizes[0] + blk.sizes[1] + blk.sizes[2]
+            self.hooks.append(blk.proj.register_forward_hook(
+                lambda mod, inp, out, lo=lo, c=blk.clear_confidence: self._count(out[..., lo:lo + 10], c)))
+
+    def _count(self, opl, c):
+        p = opl.softmax(-1)[..., int(CLEAR)]
+        pick = opl.argmax(-1) == int(CLEAR)
+        self.kept += int((pick & (p >= c)).sum())
+        self.demoted += int((pick & (p < c)).sum())
+
+    def close(self):
+        for h in self.hooks:
+            h.remove()
+
+
+@pytest.mark.parametrize("path", ["cpu", "fused"])
+def test_fast_paths_carry_out_only_confident_clears(path):
+    model = _busy_model(11, clear_confidence=0.45)
+    B = 1 if path == "cpu" else 3
+    fast = (fastpath.CpuStep if path == "cpu" else fastpath.FusedStep)(model, model.init_state(B))
+    ids = torch.randint(0, 256, (40, B), generator=torch.Generator().manual_seed(12))
+    count = _ClearDecisions(model)
+    seen: set[int] = set()
+    try:
+        _compare(model, fast, model.init_state(B), ids, seen)
+    finally:
+        count.close()
+    assert count.kept > 0 and count.demoted > 0, (count.kept, count.demoted)
+    assert int(CLEAR) in seen
+
+
 def test_fused_step_rereads_weights_after_an_update():
     model = _model("tiny", seed=7)
     fast = fastpath.FusedStep(model, model.init_state(1))
