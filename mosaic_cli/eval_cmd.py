@@ -1,4 +1,4 @@
-"""``mosaic eval recall|updates|tools|impulses``: quality benchmarks, a table (or one JSON object) and a plot.
+"""``mosaic eval recall|replies|updates|forget|tools|impulses``: quality benchmarks, a table (or one JSON object) and a plot.
 
 The logic lives in ``engine.eval.run`` (also runnable as ``python -m engine.eval``)."""
 from __future__ import annotations
@@ -10,7 +10,8 @@ import typer
 
 from mosaic_cli.errors import fail, print_json
 
-eval_app = typer.Typer(help="Quality benchmarks: recall, updates, tools, impulses, consolidation.", no_args_is_help=True)
+eval_app = typer.Typer(help="Quality benchmarks: recall, replies, updates, forget, tools, impulses, consolidation.",
+                       no_args_is_help=True)
 
 
 def register(app: typer.Typer) -> None:
@@ -102,6 +103,53 @@ def updates(
     for name, r in rep["results"].items():
         typer.echo(f"{name}: updated facts {100 * r['updated']:.1f}% of {r['answers_updated']}, "
                    f"facts left alone {100 * r['unchanged']:.1f}% of {r['answers_unchanged']}")
+
+
+@eval_app.command("replies")
+def replies(
+    model: Optional[Path] = MODEL,
+    baseline: Optional[Path] = BASELINE,
+    facts: int = typer.Option(16, "--facts", min=1, help="Facts held."),
+    distance: int = typer.Option(2000, "--distance", min=0, help="Bytes between the last telling and the first question."),
+    samples: int = typer.Option(8, "--samples", min=1, help="Conversations (every fact is asked once in each)."),
+    device: Optional[str] = DEVICE,
+    as_json: bool = JSON,
+) -> None:
+    """Recall as a chat shows it: the model writes its whole reply to each recall question
+    (``mosaic eval recall`` gives the reply's words up to the value and checks the value). Share
+    of replies that hold the value, and that also name the key as it was told."""
+    from engine.eval import run
+    rep = _guard(lambda: run.replies(model, baseline, facts, distance, samples, device))
+    if as_json:
+        print_json(rep)
+        return
+    for name, r in rep["results"].items():
+        typer.echo(f"{name}: value in the reply {100 * r['value_given']:.1f}%, key and value "
+                   f"{100 * r['key_and_value']:.1f}% of {r['answers']} replies")
+        for ex in r["examples"]:
+            typer.echo(f"  the {ex['key']} is {ex['value']}  ->  {ex['reply']}")
+
+
+@eval_app.command("forget")
+def forget(
+    model: Optional[Path] = MODEL,
+    baseline: Optional[Path] = BASELINE,
+    facts: int = typer.Option(6, "--facts", min=2, help="Facts told; half of them are forgotten."),
+    samples: int = typer.Option(16, "--samples", min=1, help="Conversations."),
+    device: Optional[str] = DEVICE,
+    as_json: bool = JSON,
+) -> None:
+    """Forgetting: facts told, half forgotten ("you can drop it: the X is V"), then all asked.
+    A forgotten fact's reply (written by the model) must not give the value (withheld) and
+    should say it is unknown (declined); the others must come back exactly (kept)."""
+    from engine.eval import run
+    rep = _guard(lambda: run.forget(model, baseline, facts, samples, device))
+    if as_json:
+        print_json(rep)
+        return
+    for name, r in rep["results"].items():
+        typer.echo(f"{name}: forgotten facts withheld {100 * r['withheld']:.1f}%, declined {100 * r['declined']:.1f}% "
+                   f"of {r['answers_forgotten']}; facts kept {100 * r['kept']:.1f}% of {r['answers_kept']}")
 
 
 @eval_app.command("tools")

@@ -166,6 +166,43 @@ def update_example(seed: int, n_facts: int, n_buckets: int, split: str = "heldou
     return ex
 
 
+def forget_example(seed: int, n_facts: int, n_buckets: int, split: str = "heldout") -> Example:
+    """The forgetting benchmark: ``n_facts`` facts told, some talk, half of them forgotten ("you
+    can drop it: the X is V"), more talk, then every fact asked once in random order.
+
+    ``meta["answers"]`` lists (start, end) of the kept facts' answers (exact match, as recall);
+    ``meta["forgotten"]`` lists (prompt_end, key, value) per forgotten fact's question: the
+    stream up to ``prompt_end`` ends in the reply's BOT role byte, whose text should say the
+    value is unknown and must not give it.
+    """
+    rng = random.Random(f"mosaic-forget/{split}/{seed}/{n_facts}")
+    conv = Conversation(rng, split, n_buckets)
+    facts = [conv.tell() for _ in range(n_facts)]
+    for _ in range(rng.randint(2, 6)):
+        conv.distractor()
+    gone = rng.sample(facts, max(1, n_facts // 2))
+    for fact in gone:
+        conv.forget(fact)
+    for _ in range(rng.randint(2, 6)):
+        conv.distractor()
+    first = len(conv.answers)
+    rng.shuffle(facts)
+    forgotten = []
+    for fact in facts:
+        if fact in gone:
+            start = len(conv)
+            conv.ask_forgotten(fact)
+            forgotten.append((start, fact.key, fact.value))
+        else:
+            conv.ask(fact)
+    ex = conv.b.build(meta={"seed": seed, "facts": n_facts, "split": split})
+    ex.meta["answers"] = [(a["start"], a["end"]) for a in conv.answers[first:]]
+    ids = bytes(ex.ids.astype("uint8"))
+    # the question's user turn ends in END; the reply's role byte follows it
+    ex.meta["forgotten"] = [(ids.index(stream.END.encode(), start) + 2, k, v) for start, k, v in forgotten]
+    return ex
+
+
 def impulse_example(seed: int, kind: str, n_buckets: int, split: str = "heldout",
                     context_turns: int = 3) -> Example:
     """A short conversation ending in one impulse of ``kind`` and its fitting response.

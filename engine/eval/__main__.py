@@ -1,4 +1,4 @@
-"""``python -m engine.eval recall|updates|tools|impulses``: the benchmarks without the CLI's dependencies.
+"""``python -m engine.eval recall|replies|updates|forget|tools|impulses``: the benchmarks without the CLI's dependencies.
 
 Same options as ``mosaic eval``; prints a table, or one JSON object with ``--json``.
 """
@@ -17,10 +17,10 @@ def _ints(text: str | None) -> list[int] | None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m engine.eval", description=__doc__)
-    p.add_argument("bench", choices=["recall", "updates", "tools", "impulses"])
+    p.add_argument("bench", choices=["recall", "replies", "updates", "forget", "tools", "impulses"])
     p.add_argument("--model", default=None, help="a training folder or model file (default: the shipped model)")
     p.add_argument("--baseline", default=None, help="a second model to print beside the first")
-    p.add_argument("--facts", default=None, help="comma-separated fact counts (recall); one count (updates)")
+    p.add_argument("--facts", default=None, help="comma-separated fact counts (recall); one count (replies, updates, forget)")
     p.add_argument("--distance", default=None, help="comma-separated distances in bytes (recall)")
     p.add_argument("--samples", type=int, default=None)
     p.add_argument("--device", default=None)
@@ -45,6 +45,21 @@ def main(argv: list[str] | None = None) -> int:
             rep = run.updates(args.model, args.baseline, facts[0], args.samples or 16, args.device)
             text = "\n".join(f"{n}: updated {r['updated']:.1%} of {r['answers_updated']}, "
                              f"left alone {r['unchanged']:.1%} of {r['answers_unchanged']}"
+                             for n, r in rep["results"].items())
+        elif args.bench == "replies":
+            facts, dist = _ints(args.facts) or [16], _ints(args.distance) or [2000]
+            if len(facts) != 1 or len(dist) != 1:
+                raise ValueError("--facts, --distance: replies takes one of each")
+            rep = run.replies(args.model, args.baseline, facts[0], dist[0], args.samples or 8, args.device)
+            text = "\n".join(f"{n}: value in the reply {r['value_given']:.1%}, key and value {r['key_and_value']:.1%} "
+                             f"of {r['answers']}" for n, r in rep["results"].items())
+        elif args.bench == "forget":
+            facts = _ints(args.facts) or [6]
+            if len(facts) != 1:
+                raise ValueError("--facts: forget takes one count")
+            rep = run.forget(args.model, args.baseline, facts[0], args.samples or 16, args.device)
+            text = "\n".join(f"{n}: withheld {r['withheld']:.1%}, declined {r['declined']:.1%} of "
+                             f"{r['answers_forgotten']}; kept {r['kept']:.1%} of {r['answers_kept']}"
                              for n, r in rep["results"].items())
         elif args.bench == "tools":
             rep = run.tools(args.model, args.baseline, args.samples or 1, device=args.device, limit=args.limit)

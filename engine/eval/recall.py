@@ -8,8 +8,11 @@ the earlier facts are further away still.
 """
 from __future__ import annotations
 
-from engine.curriculum.episodes import recall_example, update_example
-from engine.eval.common import pad_batch, run_stream
+from prompts import stream
+
+from engine.curriculum import vocab
+from engine.curriculum.episodes import forget_example, recall_example, update_example
+from engine.eval.common import greedy_generate, pad_batch, run_stream
 
 DEFAULT_FACTS = (1, 4, 16, 64)
 
@@ -66,6 +69,59 @@ def update_cell(model, arch: str, facts: int, samples: int = 16, n_buckets: int 
     return {"updated": hits[True][0] / max(hits[True][1], 1), "unchanged": hits[False][0] / max(hits[False][1], 1),
             "answers_updated": hits[True][1], "answers_unchanged": hits[False][1], "facts": facts,
             "samples": samples, "model": model_name, "arch": arch}
+
+
+def forget_cell(model, arch: str, facts: int, samples: int = 16, n_buckets: int = 256, seed: int = 0,
+                model_name: str = "", max_new: int = 64) -> dict:
+    """After "forget the X" (:func:`engine.curriculum.episodes.forget_example`): the share of
+    forgotten facts whose greedy reply withholds the value (``withheld``) and says it is unknown
+    (``declined``: begins like one of the curriculum's replies for that), and exact-match
+    accuracy on the facts told beside them and kept (``kept``), over ``samples`` conversations."""
+    if facts < 2:
+        raise ValueError(f"facts: forgetting half needs >= 2, got {facts}")
+    exs = [forget_example(seed * 100_003 + i, facts, n_buckets) for i in range(samples)]
+    ids = pad_batch([e.ids for e in exs])
+    pred, _ = run_stream(model, arch, ids)
+    kept = sum(bool((pred[b, s - 1:t - 1] == ids[b, s:t]).all()) for b, e in enumerate(exs) for s, t in e.meta["answers"])
+    n_kept = sum(len(e.meta["answers"]) for e in exs)
+    asks = [(e, end, key, value) for e in exs for end, key, value in e.meta["forgotten"]]
+    replies = greedy_generate(model, arch, [bytes(e.ids[:end].astype("uint8")) for e, end, _, _ in asks], max_new)
+    texts = [r.decode("utf-8", "replace") for r in replies]
+    withheld = sum(value not in t for (_, _, _, value), t in zip(asks, texts))
+    declined = sum(any(t.startswith(u.split("{k}")[0] + key) for u in vocab.UNKNOWN)
+                   for (_, _, key, _), t in zip(asks, texts))
+    n = max(len(asks), 1)
+    return {"withheld": withheld / n, "declined": declined / n, "kept": kept / max(n_kept, 1),
+            "answers_forgotten": len(asks), "answers_kept": n_kept, "facts": facts, "samples": samples,
+            "model": model_name, "arch": arch}
+
+
+def reply_cell(model, arch: str, facts: int, distance: int, samples: int = 8, n_buckets: int = 256,
+               seed: int = 0, model_name: str = "", max_new: int = 64) -> dict:
+    """Recall as a chat shows it: the model's own greedy reply to every question of
+    :func:`engine.curriculum.episodes.recall_example` (the reply's text is not given, unlike
+    :func:`recall_cell`, which forces it up to the value). ``value_given``: share of replies
+    holding the value; ``key_and_value``: share also naming the key as it was told."""
+    if facts < 1:
+        raise ValueError(f"facts: must be >= 1, got {facts}")
+    if distance < 0:
+        raise ValueError(f"distance: must be >= 0, got {distance}")
+    asks = []
+    for i in range(samples):
+        e = recall_example(seed * 100_003 + i, facts, distance, n_buckets)
+        stream_bytes = bytes(e.ids.astype("uint8"))
+        for start, end in e.meta["answers"]:
+            reply_at = stream_bytes.rindex(stream.BOT.encode(), 0, start) + 1
+            value = stream_bytes[start:end].decode()
+            key = stream_bytes[reply_at:start].decode().rsplit(" is ", 1)[0].split("the ", 1)[-1]
+            asks.append((stream_bytes[:reply_at], key, value))
+    replies = [r.decode("utf-8", "replace") for r in greedy_generate(model, arch, [a[0] for a in asks], max_new)]
+    given = sum(v in r for (_, _, v), r in zip(asks, replies))
+    both = sum(v in r and f"the {k} " in r for (_, k, v), r in zip(asks, replies))
+    n = max(len(asks), 1)
+    return {"value_given": given / n, "key_and_value": both / n, "answers": len(asks), "facts": facts,
+            "distance": distance, "samples": samples, "model": model_name, "arch": arch,
+            "examples": [{"key": k, "value": v, "reply": r} for (_, k, v), r in list(zip(asks, replies))[:4]]}
 
 
 def recall_grid(model, arch: str, facts: list[int], distances: list[int], samples: int = 8,

@@ -47,16 +47,39 @@ def recall(model_path=None, baseline_path=None, facts: list[int] | None = None,
     return {"train_len": train_len, "results": results}
 
 
-def updates(model_path=None, baseline_path=None, facts: int = 6, samples: int = 16,
-            device: str | None = None) -> dict:
-    """Recall after updates (:func:`engine.eval.recall.update_cell`) for the model and optionally a baseline."""
-    from engine.eval.recall import n_buckets_of, update_cell
+def _each(model_path, baseline_path, device, bench) -> dict:
+    """{"results": {name: bench(model, arch, n_buckets, name)}} for the model and the baseline."""
+    from engine.eval.recall import n_buckets_of
     dev = _device(device)
     out = {}
     for path in [model_path] + ([baseline_path] if baseline_path else []):
         model, arch, name, _ = _load(path, dev)
-        out[name] = update_cell(model, arch, facts, samples, n_buckets_of(model, arch), model_name=name)
+        out[name] = bench(model, arch, n_buckets_of(model, arch), name)
     return {"results": out}
+
+
+def updates(model_path=None, baseline_path=None, facts: int = 6, samples: int = 16,
+            device: str | None = None) -> dict:
+    """Recall after updates (:func:`engine.eval.recall.update_cell`) for the model and optionally a baseline."""
+    from engine.eval.recall import update_cell
+    return _each(model_path, baseline_path, device,
+                 lambda m, arch, nb, name: update_cell(m, arch, facts, samples, nb, model_name=name))
+
+
+def forget(model_path=None, baseline_path=None, facts: int = 6, samples: int = 16,
+           device: str | None = None) -> dict:
+    """Replies after "forget the X" (:func:`engine.eval.recall.forget_cell`)."""
+    from engine.eval.recall import forget_cell
+    return _each(model_path, baseline_path, device,
+                 lambda m, arch, nb, name: forget_cell(m, arch, facts, samples, nb, model_name=name))
+
+
+def replies(model_path=None, baseline_path=None, facts: int = 16, distance: int = 2000, samples: int = 8,
+            device: str | None = None) -> dict:
+    """The model's own replies to recall questions (:func:`engine.eval.recall.reply_cell`)."""
+    from engine.eval.recall import reply_cell
+    return _each(model_path, baseline_path, device,
+                 lambda m, arch, nb, name: reply_cell(m, arch, facts, distance, samples, nb, model_name=name))
 
 
 def tools(model_path=None, baseline_path=None, samples_per_tool: int = 1, max_new: int = 1600,
@@ -74,13 +97,8 @@ def tools(model_path=None, baseline_path=None, samples_per_tool: int = 1, max_ne
 
 def impulses(model_path=None, baseline_path=None, samples: int = 16, device: str | None = None) -> dict:
     from engine.eval.impulses import evaluate_impulses
-    from engine.eval.recall import n_buckets_of
-    dev = _device(device)
-    out = {}
-    for path in [model_path] + ([baseline_path] if baseline_path else []):
-        model, arch, name, _ = _load(path, dev)
-        out[name] = evaluate_impulses(model, arch, samples, n_buckets_of(model, arch), model_name=name)
-    return {"results": out}
+    return _each(model_path, baseline_path, device,
+                 lambda m, arch, nb, name: evaluate_impulses(m, arch, samples, nb, model_name=name))
 
 
 def recall_table(report: dict) -> str:

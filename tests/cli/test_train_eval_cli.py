@@ -88,6 +88,13 @@ def test_eval_impulses_and_tools(trained):
     assert res.exit_code == 0, res.output
     rep = json.loads(res.stdout)["results"][str(out)]
     assert rep["answers_updated"] == 1 and rep["answers_unchanged"] == 1 and 0 <= rep["updated"] <= 1
+    res = runner.invoke(app, ["eval", "forget", "--model", str(out), "--facts", "2", "--samples", "1", "--json"])
+    assert res.exit_code == 0, res.output
+    rep = json.loads(res.stdout)["results"][str(out)]
+    assert rep["answers_forgotten"] == 1 and rep["answers_kept"] == 1 and 0 <= rep["withheld"] <= 1
+    res = runner.invoke(app, ["eval", "replies", "--model", str(out), "--facts", "2", "--distance", "50",
+                              "--samples", "1"])
+    assert res.exit_code == 0 and "value in the reply" in res.output and " -> " in res.output, res.output
 
 
 @pytest.mark.parametrize("args, message", [

@@ -84,20 +84,22 @@ def test_set_read_rewrites_only_the_read_settings(tmp_path):
     cfg = ModelConfig.preset("tiny")
     save_model(MosaicLM(cfg), src, {"train_seq_len": "64"})
     res = subprocess.run([sys.executable, str(script), str(src), str(out), "--probes", "3", "--temperature", "0.1",
-                          "--threshold", "0.95", "--ways", "5"], capture_output=True, text=True)
+                          "--threshold", "0.95", "--ways", "5", "--clear-confidence", "0.8"], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     a, b = load_model(src), load_model(out)
     assert a.config == cfg
-    assert b.config == cfg.replace(probes=3, read_temperature=0.1, match_threshold=0.95, ways=5)
+    assert b.config == cfg.replace(probes=3, read_temperature=0.1, match_threshold=0.95, ways=5, clear_confidence=0.8)
+    assert all(blk.clear_confidence == 0.8 for blk in b.blocks)
     assert b.init_state(1).layers[0].mem_keys.shape[2] == 5  # the memory table follows the config
     assert all(torch.equal(t, b.state_dict()[k]) for k, t in a.state_dict().items())
     assert read_metadata(out)["train_seq_len"] == "64"
     back = subprocess.run([sys.executable, str(script), str(out), str(tmp_path / "d.safetensors"), "--temperature", "dot"],
                           capture_output=True, text=True)
     assert back.returncode == 0, back.stderr
-    assert load_model(tmp_path / "d.safetensors").config == cfg.replace(probes=3, match_threshold=0.95, ways=5)
+    assert load_model(tmp_path / "d.safetensors").config == cfg.replace(probes=3, match_threshold=0.95, ways=5,
+                                                                        clear_confidence=0.8)
     for argv, start in ((["--probes", "99"], "error: probes"), (["--temperature", "0"], "error: read_temperature"),
-                        (["--ways", "0"], "error: ways"),
+                        (["--ways", "0"], "error: ways"), (["--clear-confidence", "1"], "error: clear_confidence"),
                         ([], "error: nothing to change")):
         bad = subprocess.run([sys.executable, str(script), str(src), str(tmp_path / "x.safetensors"), *argv],
                              capture_output=True, text=True)

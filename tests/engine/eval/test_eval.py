@@ -162,3 +162,87 @@ def test_impulse_scoring_rewards_the_labelled_opcodes_and_exposes_a_constant_pol
                         _scripted_stream(lambda e: {p: IDLE for p, _ in e.meta["impulse"]["checks"]}))
     idle = imp_eval.evaluate_impulses(Oracle(), "mosaic", samples=2)
     assert idle["fitting"] == idle["always_idle"] and idle["balanced"] == 0.5
+
+
+class StreamOracle(torch.nn.Module):
+    """A window-arch 'model' that knows whole streams: at every position it finds the last 48
+    bytes of its context in the known streams (the first that holds them) and predicts the
+    byte that follows there (else END), so greedy generation writes that stream's reply."""
+
+    CONTEXT = 48
+
+    def __init__(self, streams: list[bytes]):
+        super().__init__()
+        self.p = torch.nn.Parameter(torch.zeros(1))
+        self.streams = streams
+        self.config = type("C", (), {"window": 1 << 30})()
+
+    def _next(self, ctx: bytes) -> int:
+        for s in self.streams:
+            at = s.find(ctx)
+            if at >= 0 and at + len(ctx) < len(s):
+                return s[at + len(ctx)]
+        return ord(stream.END)
+
+    def forward(self, ids, state=None, teacher=None):
+        B, T = ids.shape
+        logits = torch.zeros(B, T, 256)
+        for b in range(B):
+            row = bytes(ids[b].tolist())
+            for t in range(T):
+                logits[b, t, self._next(row[max(0, t + 1 - self.CONTEXT):t + 1])] = 1.0
+        out = type("Out", (), {})()
+        out.logits, out.aux, out.state = logits, {}, None
+        return out
+
+
+def test_forget_scoring_with_an_oracle_and_a_leaky_one():
+    from engine.curriculum import vocab
+    from engine.curriculum.episodes import forget_example
+    from engine.eval.recall import forget_cell
+    exs = [forget_example(i, 4, 256) for i in range(2)]
+    streams = [bytes(e.ids.astype("uint8")) for e in exs]
+    perfect = forget_cell(StreamOracle(streams), "window", facts=4, samples=2)
+    assert perfect["withheld"] == perfect["declined"] == perfect["kept"] == 1.0
+    assert perfect["answers_forgotten"] == 4 and perfect["answers_kept"] == 4
+
+    def leak(s):  # every "does not know" reply gives the value instead
+        for e in exs:
+            for _, key, value in e.meta["forgotten"]:
+                for u in vocab.UNKNOWN:
+                    s = s.replace(u.format(k=key).encode(), f"I remember: the {key} is {value}.".encode())
+        return s
+    leaky = forget_cell(StreamOracle([leak(x) for x in streams] + streams), "window", facts=4, samples=2)
+    assert leaky["withheld"] == leaky["declined"] == 0.0 and leaky["kept"] == 1.0
+    with pytest.raises(ValueError, match="facts"):
+        forget_cell(StreamOracle(streams), "window", facts=1)
+
+
+def test_forget_example_asks_after_the_forget_turn():
+    from engine.curriculum.episodes import forget_example
+    e = forget_example(7, 6, 64)
+    s = bytes(e.ids.astype("uint8"))
+    assert len(e.meta["forgotten"]) == 3 and len(e.meta["answers"]) == 3
+    for end, key, value in e.meta["forgotten"]:
+        assert s[end - 1:end] == stream.BOT.encode() and s[end - 2:end - 1] == stream.END.encode()
+        dropped = s.index(f"the {key} is {value}".encode(), s.index(b"you can drop it"))
+        assert dropped < end and key.encode() in s[s.rindex(stream.USER.encode(), 0, end):end]
+        assert value.encode() not in s[end:s.index(stream.END.encode(), end)]
+
+
+def test_reply_scoring_reads_the_models_own_reply():
+    from engine.curriculum.episodes import recall_example
+    from engine.eval.recall import reply_cell
+    exs = [recall_example(i, 3, 100, 256) for i in range(2)]
+    streams = [bytes(e.ids.astype("uint8")) for e in exs]
+    perfect = reply_cell(StreamOracle(streams), "window", facts=3, distance=100, samples=2)
+    assert perfect["value_given"] == perfect["key_and_value"] == 1.0 and perfect["answers"] == 6
+    values = [bytes(e.ids[s:t].astype("uint8")) for e in exs for s, t in e.meta["answers"]]
+
+    def garble(s):  # every answer's value bytes reversed
+        for v in values:
+            s = s.replace(v + b".\n", v[::-1] + b".\n")
+        return s
+    wrong = reply_cell(StreamOracle([garble(x) for x in streams] + streams), "window", facts=3, distance=100,
+                       samples=2)
+    assert wrong["value_given"] < 0.5 and wrong["key_and_value"] < 0.5
