@@ -136,6 +136,12 @@ def recall_example(seed: int, n_facts: int, distance: int, n_buckets: int, split
     return ex
 
 
+def _talk(conv: Conversation, rng: random.Random) -> None:
+    """Two to six distractor exchanges between the tellings and what follows them."""
+    for _ in range(rng.randint(2, 6)):
+        conv.distractor()
+
+
 def update_example(seed: int, n_facts: int, n_buckets: int, split: str = "heldout") -> Example:
     """The update benchmark: ``n_facts`` facts told, some talk, half of them given new values
     (both phrasings: naming the old value or not), more talk, then every fact asked once.
@@ -147,13 +153,11 @@ def update_example(seed: int, n_facts: int, n_buckets: int, split: str = "heldou
     rng = random.Random(f"mosaic-update/{split}/{seed}/{n_facts}")
     conv = Conversation(rng, split, n_buckets)
     facts = [conv.tell() for _ in range(n_facts)]
-    for _ in range(rng.randint(2, 6)):
-        conv.distractor()
+    _talk(conv, rng)
     changed = rng.sample(facts, max(1, n_facts // 2))
     old = {f.fid: f.value for f in changed}
     named = {f.fid: conv.update(f) for f in changed}
-    for _ in range(rng.randint(2, 6)):
-        conv.distractor()
+    _talk(conv, rng)
     first = len(conv.answers)
     rng.shuffle(facts)
     for fact in facts:
@@ -178,13 +182,11 @@ def forget_example(seed: int, n_facts: int, n_buckets: int, split: str = "heldou
     rng = random.Random(f"mosaic-forget/{split}/{seed}/{n_facts}")
     conv = Conversation(rng, split, n_buckets)
     facts = [conv.tell() for _ in range(n_facts)]
-    for _ in range(rng.randint(2, 6)):
-        conv.distractor()
+    _talk(conv, rng)
     gone = rng.sample(facts, max(1, n_facts // 2))
     for fact in gone:
         conv.forget(fact)
-    for _ in range(rng.randint(2, 6)):
-        conv.distractor()
+    _talk(conv, rng)
     first = len(conv.answers)
     rng.shuffle(facts)
     forgotten = []

@@ -52,7 +52,7 @@ def test_invalid_config_names_the_field(changes, field):
 
 
 def test_a_field_added_later_keeps_older_configs_and_fingerprints():
-    cfg = ModelConfig.preset("default")
+    cfg = ModelConfig.preset("base")
     assert "clear_confidence" not in cfg.to_dict()  # at its default: written as before it existed
     set_ = cfg.replace(clear_confidence=0.8)
     assert set_.to_dict()["clear_confidence"] == 0.8
