@@ -127,7 +127,7 @@ def replies(
         typer.echo(f"{name}: value in the reply {100 * r['value_given']:.1f}%, key and value "
                    f"{100 * r['key_and_value']:.1f}% of {r['answers']} replies")
         for ex in r["examples"]:
-            typer.echo(f"  the {ex['key']} is {ex['value']}  ->  {ex['reply']}")
+            typer.echo(f"  {ex['key']}: {ex['value']}  ->  {ex['reply']}")
 
 
 @eval_app.command("forget")

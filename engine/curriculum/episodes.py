@@ -119,7 +119,7 @@ def recall_example(seed: int, n_facts: int, distance: int, n_buckets: int, split
     then every fact asked once in random order.
 
     ``meta["answers"]`` lists the spans of answer bytes: exact match means the model
-    predicts every byte of a span.
+    predicts every byte of a span; ``meta["keys"]`` the key each answer is asked by.
     """
     rng = random.Random(f"mosaic-recall/{split}/{seed}/{n_facts}/{distance}")
     conv = Conversation(rng, split, n_buckets, answer_weight)
@@ -133,6 +133,7 @@ def recall_example(seed: int, n_facts: int, distance: int, n_buckets: int, split
         conv.ask(fact)
     ex = conv.b.build(meta={"seed": seed, "facts": n_facts, "distance": gap, "split": split})
     ex.meta["answers"] = [(a["start"], a["end"]) for a in conv.answers]
+    ex.meta["keys"] = [a["key"] for a in conv.answers]
     return ex
 
 

@@ -101,7 +101,8 @@ def reply_cell(model, arch: str, facts: int, distance: int, samples: int = 8, n_
     """Recall as a chat shows it: the model's own greedy reply to every question of
     :func:`engine.curriculum.episodes.recall_example` (the reply's text is not given, unlike
     :func:`recall_cell`, which forces it up to the value). ``value_given``: share of replies
-    holding the value; ``key_and_value``: share also naming the key as it was told."""
+    holding the value; ``key_and_value``: share also naming the key as it was told (where the
+    curriculum's answers repeat the key)."""
     if facts < 1:
         raise ValueError(f"facts: must be >= 1, got {facts}")
     if distance < 0:
@@ -110,14 +111,12 @@ def reply_cell(model, arch: str, facts: int, distance: int, samples: int = 8, n_
     for i in range(samples):
         e = recall_example(seed * 100_003 + i, facts, distance, n_buckets)
         stream_bytes = bytes(e.ids.astype("uint8"))
-        for start, end in e.meta["answers"]:
+        for (start, end), key in zip(e.meta["answers"], e.meta["keys"]):
             reply_at = stream_bytes.rindex(stream.BOT.encode(), 0, start) + 1
-            value = stream_bytes[start:end].decode()
-            key = stream_bytes[reply_at:start].decode().rsplit(" is ", 1)[0].split("the ", 1)[-1]
-            asks.append((stream_bytes[:reply_at], key, value))
+            asks.append((stream_bytes[:reply_at], key, stream_bytes[start:end].decode()))
     replies = [r.decode("utf-8", "replace") for r in greedy_generate(model, arch, [a[0] for a in asks], max_new)]
     given = sum(v in r for (_, _, v), r in zip(asks, replies))
-    both = sum(v in r and f"the {k} " in r for (_, k, v), r in zip(asks, replies))
+    both = sum(v in r and k in r for (_, k, v), r in zip(asks, replies))
     n = max(len(asks), 1)
     return {"value_given": given / n, "key_and_value": both / n, "answers": len(asks), "facts": facts,
             "distance": distance, "samples": samples, "model": model_name, "arch": arch,
