@@ -10,10 +10,12 @@ Per memory layer, cosines of write keys (the key a value's first byte is written
   replaces the old slot only if this reaches the match threshold.
 * ``distinct``: first bytes of two different facts of one conversation (they must stay apart).
 * ``update_vs_others``: an update's new first byte against other facts' first bytes.
-* ``clears``: every CLEAR the model decides, by its own opcodes, in the update benchmark (where
-  the curriculum labels some) and in the recall benchmark of 16 facts at 2,000 bytes (where it
-  labels none): how many, and the best cosine of its key to an earlier write in its bucket (a
-  CLEAR empties that way however far it is), where labelled and where not.
+* ``clears``: every CLEAR the opcode head picks (its argmax; the model's ``clear_confidence`` is
+  set aside for this run), in the update benchmark (where the curriculum labels some) and in the
+  recall benchmark of 16 facts at 2,000 bytes (where it labels none): how many, the best cosine
+  of its key to an earlier write in its bucket (a CLEAR empties that way however far it is), and
+  its softmax probability (``clear_confidence`` carries out only CLEARs at least that sure),
+  where labelled and where not.
 
 Runs the update benchmark (6 facts, 3 updated) and the recall benchmark with the model's own
 decisions; the evals use seed 0, so the default seed is a validation one.
@@ -52,11 +54,19 @@ def summary(xs: list[float], threshold: float) -> dict:
 
 
 def _run(model, exs):
-    """The model's own plans over ``exs``: per memory layer (planner kwargs), in layer order."""
+    """The model's own plans over ``exs``: per memory layer (planner kwargs), in layer order, and
+    the opcode probabilities [B, T, layers, opcodes]; CLEARs go by the argmax alone."""
     ids = pad_batch([e.ids for e in exs])
-    with _misses.captured_plans() as plans, torch.no_grad():
-        model(ids, state=model.init_state(len(exs)))
-    return [kw for kw, _ in plans]
+    saved = [blk.clear_confidence for blk in model.blocks]
+    for blk in model.blocks:
+        blk.clear_confidence = 0.0
+    try:
+        with _misses.captured_plans() as plans, torch.no_grad():
+            out = model(ids, state=model.init_state(len(exs)))
+    finally:
+        for blk, c in zip(model.blocks, saved):
+            blk.clear_confidence = c
+    return [kw for kw, _ in plans], out.aux["opcode_logits"].float().softmax(-1)
 
 
 def _value_starts(e) -> np.ndarray:
@@ -65,20 +75,22 @@ def _value_starts(e) -> np.ndarray:
     return np.flatnonzero(w & ~np.concatenate([[False], w[:-1]]))
 
 
-def _clears(kw, exs, layer_keys) -> tuple[int, list[float], list[float]]:
-    """(CLEARs decided, best cosines of those where the curriculum labels one, of the others):
-    the best cosine of the CLEAR's key to an earlier write in its bucket."""
-    decided, labelled, stray = 0, [], []
+def _clears(kw, exs, layer_keys, p_clear):
+    """(CLEARs decided, then for those where the curriculum labels one and for the others: the
+    best cosine of the CLEAR's key to an earlier write in its bucket, and the CLEAR's probability).
+    p_clear: [B, T] this layer's probability of CLEAR."""
+    decided, cos, prob = 0, ([], []), ([], [])
     for b, t in kw["clear"].nonzero().tolist():
         if t >= len(exs[b]):
             continue
         decided += 1
+        stray = int(exs[b].opcode[t] != CLEAR_MEM)
+        prob[stray].append(float(p_clear[b, t]))
         prev = torch.arange(0, t)
         m = kw["write"][b, prev].bool() & (kw["bucket"][b, prev] == kw["bucket"][b, t])
         if m.any():
-            best = float((layer_keys[b, prev[m]] @ layer_keys[b, t]).max())
-            (labelled if exs[b].opcode[t] == CLEAR_MEM else stray).append(best)
-    return decided, labelled, stray
+            cos[stray].append(float((layer_keys[b, prev[m]] @ layer_keys[b, t]).max()))
+    return decided, cos, prob
 
 
 def key_similarity(model, seed: int, samples: int) -> dict:
@@ -86,9 +98,10 @@ def key_similarity(model, seed: int, samples: int) -> dict:
     thr = float(model.config.match_threshold)
     upd = [update_example(seed * 100_003 + i, 6, nb) for i in range(samples)]
     rec = [recall_example(seed * 100_003 + i, 16, 2000, nb) for i in range(max(1, samples // 2))]
-    upd_kw, rec_kw = _run(model, upd), _run(model, rec)
+    (upd_kw, upd_p), (rec_kw, rec_p) = _run(model, upd), _run(model, rec)
+    conf = float(getattr(model.config, "clear_confidence", 0.0))
     layers = [i for i, blk in enumerate(model.blocks) if blk.memory is not None]
-    out = {"threshold": thr, "seed": seed, "samples": samples, "layers": {}}
+    out = {"threshold": thr, "clear_confidence": conf, "seed": seed, "samples": samples, "layers": {}}
     for li, ukw, rkw in zip(layers, upd_kw, rec_kw):
         uk, rk = F.normalize(ukw["keys"].float(), dim=-1), F.normalize(rkw["keys"].float(), dim=-1)
         named, unnamed, distinct, cross = [], [], [], []
@@ -102,14 +115,16 @@ def key_similarity(model, seed: int, samples: int) -> dict:
                 cross += [float(uk[b, t] @ uk[b, s]) for s in starts if s < t and s != old and s not in new]
             firsts = [s for s in starts if s not in new]
             distinct += [float(uk[b, s] @ uk[b, r]) for i, s in enumerate(firsts) for r in firsts[:i]]
-        ud, ulab, _ = _clears(ukw, upd, uk)
-        rd, rlab, rstray = _clears(rkw, rec, rk)
+        ud, (ulab, _), (uplab, _) = _clears(ukw, upd, uk, upd_p[:, :, li, CLEAR_MEM])
+        rd, (rlab, rstray), (_, rpstray) = _clears(rkw, rec, rk, rec_p[:, :, li, CLEAR_MEM])
         out["layers"][str(li)] = {
             "update_named": summary(named, thr), "update_not_named": summary(unnamed, thr),
             "distinct": summary(distinct, thr), "update_vs_others": summary(cross, thr),
-            "clears": {"update_benchmark": {"decided": ud, "best_cos_where_labelled": summary(ulab, thr)},
+            "clears": {"update_benchmark": {"decided": ud, "best_cos_where_labelled": summary(ulab, thr),
+                                            "probability_where_labelled": summary(uplab, conf)},
                        "recall_benchmark": {"decided": rd, "best_cos_where_labelled": summary(rlab, thr),
-                                            "best_cos_of_unlabelled": summary(rstray, thr)}}}
+                                            "best_cos_of_unlabelled": summary(rstray, thr),
+                                            "probability_of_unlabelled": summary(rpstray, conf)}}}
     return out
 
 
@@ -140,6 +155,12 @@ def main() -> int:
         for name, x in (("labelled, update benchmark", lab), ("unlabelled, recall benchmark", stray)):
             if x["n"]:
                 print(f"    best cosine to an earlier write in the bucket, {name}: n={x['n']} {x['p5_25_50_75_95']}")
+        plab = c["update_benchmark"]["probability_where_labelled"]
+        pstray = c["recall_benchmark"]["probability_of_unlabelled"]
+        for name, x in (("labelled, update benchmark", plab), ("unlabelled, recall benchmark", pstray)):
+            if x["n"]:
+                print(f"    probability, {name}: n={x['n']} {x['p5_25_50_75_95']}, "
+                      f"{x['at_threshold']:.1%} >= clear_confidence {res['clear_confidence']}")
     return 0
 
 

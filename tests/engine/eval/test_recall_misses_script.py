@@ -73,9 +73,20 @@ def test_key_similarity_reports_every_memory_layer():
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     torch.manual_seed(0)
-    model = MosaicLM(ModelConfig.preset("tiny").replace(memory_layers=(1,))).eval()
+    model = MosaicLM(ModelConfig.preset("tiny").replace(memory_layers=(1,), clear_confidence=0.99)).eval()
+    with torch.no_grad():  # spread the opcode head so that its argmax picks CLEAR now and then
+        model.blocks[1].proj.weight.mul_(20.0)
     res = mod.key_similarity(model, seed=0, samples=2)
     assert list(res["layers"]) == ["1"]
+    assert all(blk.clear_confidence == 0.99 for blk in model.blocks)  # set aside for the run only
+    clears = res["layers"]["1"]["clears"]
+    n_prob = sum(clears[b][k].get("n", 0) for b, k in (("update_benchmark", "probability_where_labelled"),
+                                                         ("recall_benchmark", "probability_of_unlabelled")))
+    assert n_prob > 0  # the argmax's CLEARs are counted whatever their probability
+    for b, k in (("update_benchmark", "probability_where_labelled"), ("recall_benchmark", "probability_of_unlabelled")):
+        if clears[b][k]["n"]:
+            p = clears[b][k]["p5_25_50_75_95"]
+            assert p == sorted(p) and 0 < p[0] and p[-1] <= 1
     row = res["layers"]["1"]
     # 2 update conversations x 3 updated facts, split by phrasing; 6 facts told -> 15 pairs each
     assert row["update_named"].get("n", 0) + row["update_not_named"].get("n", 0) == 2 * 3
