@@ -112,6 +112,9 @@ def replies(
     facts: int = typer.Option(16, "--facts", min=1, help="Facts held."),
     distance: int = typer.Option(2000, "--distance", min=0, help="Bytes between the last telling and the first question."),
     samples: int = typer.Option(8, "--samples", min=1, help="Conversations (every fact is asked once in each)."),
+    split: str = typer.Option("heldout", "--split",
+                              help="heldout (the evaluation), or train: the training keys and templates, to see "
+                                   "how much of a miss is the unseen key."),
     device: Optional[str] = DEVICE,
     as_json: bool = JSON,
 ) -> None:
@@ -119,7 +122,9 @@ def replies(
     (``mosaic eval recall`` gives the reply's words up to the value and checks the value). Share
     of replies that hold the value, and that also name the key as it was told."""
     from engine.eval import run
-    rep = _guard(lambda: run.replies(model, baseline, facts, distance, samples, device))
+    if split not in ("heldout", "train"):
+        fail(f"--split: expected heldout or train, got {split!r}")
+    rep = _guard(lambda: run.replies(model, baseline, facts, distance, samples, device, split))
     if as_json:
         print_json(rep)
         return

@@ -26,6 +26,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default=None)
     p.add_argument("--plot", default=None, help="PNG file (recall)")
     p.add_argument("--limit", type=int, default=None, help="only the first N tools (tools)")
+    p.add_argument("--split", default="heldout", choices=["heldout", "train"],
+                   help="key vocabulary and templates (replies; the evaluation is heldout)")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     from engine.eval import run
@@ -50,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
             facts, dist = _ints(args.facts) or [16], _ints(args.distance) or [2000]
             if len(facts) != 1 or len(dist) != 1:
                 raise ValueError("--facts, --distance: replies takes one of each")
-            rep = run.replies(args.model, args.baseline, facts[0], dist[0], args.samples or 8, args.device)
+            rep = run.replies(args.model, args.baseline, facts[0], dist[0], args.samples or 8, args.device, args.split)
             text = "\n".join(f"{n}: value in the reply {r['value_given']:.1%}, key and value {r['key_and_value']:.1%} "
                              f"of {r['answers']}" for n, r in rep["results"].items())
         elif args.bench == "forget":

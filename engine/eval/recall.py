@@ -97,19 +97,20 @@ def forget_cell(model, arch: str, facts: int, samples: int = 16, n_buckets: int 
 
 
 def reply_cell(model, arch: str, facts: int, distance: int, samples: int = 8, n_buckets: int = 256,
-               seed: int = 0, model_name: str = "", max_new: int = 64) -> dict:
+               seed: int = 0, model_name: str = "", max_new: int = 64, split: str = "heldout") -> dict:
     """Recall as a chat shows it: the model's own greedy reply to every question of
     :func:`engine.curriculum.episodes.recall_example` (the reply's text is not given, unlike
     :func:`recall_cell`, which forces it up to the value). ``value_given``: share of replies
     holding the value; ``key_and_value``: share also naming the key as it was told (where the
-    curriculum's answers repeat the key)."""
+    curriculum's answers repeat the key). ``split="train"``: the training key vocabulary and
+    templates instead (a diagnosis: how much of a miss is the unseen key)."""
     if facts < 1:
         raise ValueError(f"facts: must be >= 1, got {facts}")
     if distance < 0:
         raise ValueError(f"distance: must be >= 0, got {distance}")
     asks = []
     for i in range(samples):
-        e = recall_example(seed * 100_003 + i, facts, distance, n_buckets)
+        e = recall_example(seed * 100_003 + i, facts, distance, n_buckets, split=split)
         stream_bytes = bytes(e.ids.astype("uint8"))
         for (start, end), key in zip(e.meta["answers"], e.meta["keys"]):
             reply_at = stream_bytes.rindex(stream.BOT.encode(), 0, start) + 1
@@ -119,7 +120,7 @@ def reply_cell(model, arch: str, facts: int, distance: int, samples: int = 8, n_
     both = sum(v in r and k in r for (_, k, v), r in zip(asks, replies))
     n = max(len(asks), 1)
     return {"value_given": given / n, "key_and_value": both / n, "answers": len(asks), "facts": facts,
-            "distance": distance, "samples": samples, "model": model_name, "arch": arch,
+            "distance": distance, "samples": samples, "split": split, "model": model_name, "arch": arch,
             "examples": [{"key": k, "value": v, "reply": r} for (_, k, v), r in list(zip(asks, replies))[:4]]}
 
 

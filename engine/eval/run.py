@@ -75,11 +75,12 @@ def forget(model_path=None, baseline_path=None, facts: int = 6, samples: int = 1
 
 
 def replies(model_path=None, baseline_path=None, facts: int = 16, distance: int = 2000, samples: int = 8,
-            device: str | None = None) -> dict:
+            device: str | None = None, split: str = "heldout") -> dict:
     """The model's own replies to recall questions (:func:`engine.eval.recall.reply_cell`)."""
     from engine.eval.recall import reply_cell
     return _each(model_path, baseline_path, device,
-                 lambda m, arch, nb, name: reply_cell(m, arch, facts, distance, samples, nb, model_name=name))
+                 lambda m, arch, nb, name: reply_cell(m, arch, facts, distance, samples, nb, model_name=name,
+                                                      split=split))
 
 
 def tools(model_path=None, baseline_path=None, samples_per_tool: int = 1, max_new: int = 1600,

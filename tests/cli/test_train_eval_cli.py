@@ -103,6 +103,7 @@ def test_eval_impulses_and_tools(trained):
     (["eval", "recall", "--model", "/nonexistent/model", "--json"], "no such model"),
     (["eval", "recall", "--facts", "x"], "--facts"),
     (["eval", "recall", "--plot", "out.jpg"], "--plot"),
+    (["eval", "replies", "--split", "test"], "--split"),
 ])
 def test_bad_input_is_one_error_line_and_nonzero_exit(args, message):
     res = runner.invoke(app, args)

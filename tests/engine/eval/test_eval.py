@@ -237,6 +237,9 @@ def test_reply_scoring_reads_the_models_own_reply():
     streams = [bytes(e.ids.astype("uint8")) for e in exs]
     perfect = reply_cell(StreamOracle(streams), "window", facts=3, distance=100, samples=2)
     assert perfect["value_given"] == perfect["key_and_value"] == 1.0 and perfect["answers"] == 6
+    # the training split asks other conversations: this oracle knows none of them
+    other = reply_cell(StreamOracle(streams), "window", facts=3, distance=100, samples=2, split="train")
+    assert other["split"] == "train" and other["value_given"] < 0.5
     values = [bytes(e.ids[s:t].astype("uint8")) for e in exs for s, t in e.meta["answers"]]
 
     def garble(s):  # every answer's value bytes reversed
