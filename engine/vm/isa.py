@@ -24,7 +24,8 @@ EFFECTS: dict[Opcode, tuple[str, str]] = {
     Opcode.NOP: ("no memory operation", "-"),
     Opcode.READ_MEM: ("memory read over the router's top-P buckets enters the fusion, scaled by sel[READ]", "-"),
     Opcode.WRITE_MEM: ("(key, value) written to the key's bucket, ANDed with the write gate", "counts as a write"),
-    Opcode.CLEAR_MEM: ("the valid way in the key's bucket that best matches the key is invalidated", "-"),
+    Opcode.CLEAR_MEM: ("the valid way in the key's bucket that best matches the key is invalidated (a CLEAR "
+                       "below the config's clear_confidence in probability is a NOP instead)", "-"),
     Opcode.IDLE: ("the block's residual update is suppressed: y = x", "while generating: end of turn, back to idle"),
     Opcode.GATE_UP: ("fusion gates raised toward 1 for this token", "-"),
     Opcode.GATE_DOWN: ("fusion gates lowered toward 0 for this token", "-"),
