@@ -7,7 +7,8 @@
 For every combination: recall of ``--facts`` facts at ``--distance`` bytes, the update
 benchmark (6 facts, 3 given new values: updated / left alone) and the forgetting benchmark
 (6 facts, 3 forgotten: withheld / declined / kept), each over ``--samples`` conversations per
-seed of ``--seeds``. The evaluations (``mosaic eval``) use seed 0: choose on seeds they do not use, then write the choice with scripts/set_read.py. One JSON line per setting.
+seed of ``--seeds``; with ``--replies N`` also the model's own replies to the recall questions of N
+conversations per seed (``engine.eval.recall.reply_cell``: share holding the value; slow). The evaluations (``mosaic eval``) use seed 0: choose on seeds they do not use, then write the choice with scripts/set_read.py. One JSON line per setting.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine.eval.recall import forget_cell, n_buckets_of, recall_cell, update_cell  # noqa: E402
+from engine.eval.recall import forget_cell, n_buckets_of, recall_cell, reply_cell, update_cell  # noqa: E402
 from engine.train.checkpoint import CheckpointError, load_trained_model  # noqa: E402
 from engine.vm.memory import Memory  # noqa: E402
 
@@ -45,6 +46,7 @@ def main() -> int:
     ap.add_argument("--distance", type=int, default=2000)
     ap.add_argument("--samples", type=int, default=32)
     ap.add_argument("--seeds", type=_list(int), default=[5000, 6000])
+    ap.add_argument("--replies", type=int, default=0, help="conversations per seed whose replies the model writes")
     args = ap.parse_args()
     try:
         model, arch, _ = load_trained_model(args.model)
@@ -78,6 +80,10 @@ def main() -> int:
         upd = [update_cell(model, arch, 6, samples=args.samples, n_buckets=nb, seed=s) for s in args.seeds]
         fgt = [forget_cell(model, arch, 6, samples=args.samples, n_buckets=nb, seed=s) for s in args.seeds]
         n = len(args.seeds)
+        extra = {}
+        if args.replies > 0:
+            rep = [reply_cell(model, arch, args.facts, args.distance, args.replies, nb, seed=s) for s in args.seeds]
+            extra["replies_value_given"] = round(sum(r["value_given"] for r in rep) / n, 4)
         print(json.dumps({"probes": probes, "temperature": temp if temp is not None else "dot", "threshold": thr,
                           "clear_confidence": conf,                          "facts": args.facts, "distance": args.distance, "seeds": args.seeds,
                           "recall": round(sum(r["accuracy"] for r in rec) / n, 4),
@@ -86,7 +92,7 @@ def main() -> int:
                           "forgotten_withheld": round(sum(f["withheld"] for f in fgt) / n, 4),
                           "forgotten_declined": round(sum(f["declined"] for f in fgt) / n, 4),
                           "kept": round(sum(f["kept"] for f in fgt) / n, 4),
-                          "answers": sum(r["answers"] for r in rec)}), flush=True)
+                          "answers": sum(r["answers"] for r in rec), **extra}), flush=True)
     return 0
 
 
