@@ -34,7 +34,7 @@ _OUT = dict(x_ptr=F, a_ptr=F, local_ptr=F, reg_ptr=F, snew_ptr=F, u_ptr=F, y_ptr
             mvalid_ptr=U8P, routw_ptr=F, routb_ptr=F, outw_ptr=F, op_ptr=I64P, rb_ptr=I64P, ws_ptr=I64P, cs_ptr=I64P,
             ent_ptr=F, delta_ptr=I64P,
             **_ints("layer", "L", "D", "KR", "KC", "NA", "OQ", "OKN", "OV", "OOP", "OG", "OU", "OC", "OF",
-                    "NB", "W", "DK", "DV", "P", "PS"), threshold="fp32", scale="fp32", qscale="fp32")
+                    "NB", "W", "DK", "DV", "P", "PS"), threshold="fp32", scale="fp32", qscale="fp32", cconf="fp32")
 
 # (name, kernel, signature without constexprs, constexprs, num_warps) at the "base" preset's sizes
 # (d 256, 256 buckets x 8 ways, dk 32, dv 64, 32 scan probes), plus the "default" preset's decode_out
@@ -65,8 +65,9 @@ KERNELS = [
           **_ints("B", "D", "HID", "NA", "NP", "RI0", "KR")), dict(BN=8, BH=1024, BKR=256, ROWS=8), 4),
     ("decode_out_memory", kd._decode_out_kernel, _OUT,
      dict(HAS_MEM=True, BD=256, BKR=256, BNB=256, BS=256, BPS=32, BP=8, BW=8, BK=32, BV=64, BKC=4), 8),
-    ("decode_out_memory_default", kd._decode_out_kernel, _OUT,  # the "default" preset (d 128, 64 buckets)
-     dict(HAS_MEM=True, BD=128, BKR=128, BNB=64, BS=128, BPS=16, BP=8, BW=8, BK=32, BV=64, BKC=4), 8),
+    # the "default" preset: d 128, 64 buckets x 16 ways, 12 probes of 16 scan probes
+    ("decode_out_memory_default", kd._decode_out_kernel, _OUT,
+     dict(HAS_MEM=True, BD=128, BKR=128, BNB=64, BS=256, BPS=16, BP=16, BW=16, BK=32, BV=64, BKC=4), 8),
     ("decode_out_plain", kd._decode_out_kernel, _OUT,
      dict(HAS_MEM=False, BD=256, BKR=256, BNB=1, BS=1, BPS=1, BP=8, BW=1, BK=1, BV=1, BKC=4), 4),
     ("decode_head", kd._decode_head_kernel, dict(x_ptr=F, norm_ptr=F, w_ptr=F, out_ptr=F, **_ints("B", "D", "V"),
