@@ -15,6 +15,14 @@ def _ints(text: str | None) -> list[int] | None:
     return [int(x) for x in text.split(",") if x.strip()]
 
 
+def _one(text: str | None, default: int, flag: str, bench: str) -> int:
+    """The single integer ``--flag`` gives (``default`` if not given); ValueError for a list."""
+    vals = _ints(text) or [default]
+    if len(vals) != 1:
+        raise ValueError(f"--{flag}: {bench} takes one value")
+    return vals[0]
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m engine.eval", description=__doc__)
     p.add_argument("bench", choices=["recall", "replies", "updates", "forget", "tools", "impulses"])
@@ -41,25 +49,19 @@ def main(argv: list[str] | None = None) -> int:
                                  f"accuracy={r['accuracy']:.3f}", file=sys.stderr, flush=True))
             text = run.recall_table(rep)
         elif args.bench == "updates":
-            facts = _ints(args.facts) or [6]
-            if len(facts) != 1:
-                raise ValueError("--facts: updates takes one count")
-            rep = run.updates(args.model, args.baseline, facts[0], args.samples or 16, args.device)
+            facts = _one(args.facts, 6, "facts", "updates")
+            rep = run.updates(args.model, args.baseline, facts, args.samples or 16, args.device)
             text = "\n".join(f"{n}: updated {r['updated']:.1%} of {r['answers_updated']}, "
                              f"left alone {r['unchanged']:.1%} of {r['answers_unchanged']}"
                              for n, r in rep["results"].items())
         elif args.bench == "replies":
-            facts, dist = _ints(args.facts) or [16], _ints(args.distance) or [2000]
-            if len(facts) != 1 or len(dist) != 1:
-                raise ValueError("--facts, --distance: replies takes one of each")
-            rep = run.replies(args.model, args.baseline, facts[0], dist[0], args.samples or 8, args.device, args.split)
+            facts, dist = _one(args.facts, 16, "facts", "replies"), _one(args.distance, 2000, "distance", "replies")
+            rep = run.replies(args.model, args.baseline, facts, dist, args.samples or 8, args.device, args.split)
             text = "\n".join(f"{n}: value in the reply {r['value_given']:.1%}, key and value {r['key_and_value']:.1%} "
                              f"of {r['answers']}" for n, r in rep["results"].items())
         elif args.bench == "forget":
-            facts = _ints(args.facts) or [6]
-            if len(facts) != 1:
-                raise ValueError("--facts: forget takes one count")
-            rep = run.forget(args.model, args.baseline, facts[0], args.samples or 16, args.device)
+            facts = _one(args.facts, 6, "facts", "forget")
+            rep = run.forget(args.model, args.baseline, facts, args.samples or 16, args.device)
             text = "\n".join(f"{n}: withheld {r['withheld']:.1%}, declined {r['declined']:.1%} of "
                              f"{r['answers_forgotten']}; kept {r['kept']:.1%} of {r['answers_kept']}"
                              for n, r in rep["results"].items())

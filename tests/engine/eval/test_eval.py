@@ -249,3 +249,13 @@ def test_reply_scoring_reads_the_models_own_reply():
     wrong = reply_cell(StreamOracle([garble(x) for x in streams] + streams), "window", facts=3, distance=100,
                        samples=2)
     assert wrong["value_given"] < 0.5 and wrong["key_and_value"] < 0.5
+
+
+@pytest.mark.parametrize("argv, flag", [(["updates", "--facts", "2,3"], "--facts"),
+                                        (["forget", "--facts", "4,6"], "--facts"),
+                                        (["replies", "--distance", "100,200"], "--distance")])
+def test_module_entry_point_refuses_a_list_where_one_value_goes(argv, flag, capsys):
+    from engine.eval.__main__ import main
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {flag}: {argv[0]} takes one value") and len(err.strip().splitlines()) == 1
