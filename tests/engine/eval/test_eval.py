@@ -236,7 +236,12 @@ def test_reply_scoring_reads_the_models_own_reply():
     exs = [recall_example(i, 3, 100, 256) for i in range(2)]
     streams = [bytes(e.ids.astype("uint8")) for e in exs]
     perfect = reply_cell(StreamOracle(streams), "window", facts=3, distance=100, samples=2)
-    assert perfect["value_given"] == perfect["key_and_value"] == 1.0 and perfect["answers"] == 6
+    # the curriculum's own replies: their text from the BOT byte to the end of the line
+    true_replies = [s[s.rindex(stream.BOT.encode(), 0, a) + 1:s.index(stream.END.encode(), a)].decode()
+                    for e, s in zip(exs, streams) for a, _ in e.meta["answers"]]
+    keys = [k for e in exs for k in e.meta["keys"]]
+    assert perfect["value_given"] == 1.0 and perfect["answers"] == 6
+    assert perfect["key_and_value"] == sum(k in r for k, r in zip(keys, true_replies)) / 6
     # the training split asks other conversations: this oracle knows none of them
     other = reply_cell(StreamOracle(streams), "window", facts=3, distance=100, samples=2, split="train")
     assert other["split"] == "train" and other["value_given"] < 0.5
