@@ -161,26 +161,32 @@ def forget(
 def tools(
     model: Optional[Path] = MODEL,
     baseline: Optional[Path] = BASELINE,
-    samples: int = typer.Option(1, "--samples", min=1, help="Held-out requests per tool."),
+    samples: int = typer.Option(1, "--samples", min=1, help="Requests per tool."),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N tools."),
     max_new: int = typer.Option(1600, "--max-bytes", min=16, help="Longest definition generated."),
+    split: str = typer.Option("heldout", "--split",
+                              help="heldout (the evaluation), or train: the training paraphrases and templates, "
+                                   "to see how much of a miss is the unseen wording."),
     device: Optional[str] = DEVICE,
     as_json: bool = JSON,
 ) -> None:
-    """Share of held-out tool requests whose generated definition validates, and whose tool
-    passes the request's test cases in toolsmith's sandbox; and share of requests to use a tool
-    (fresh arguments) whose generated call names it and carries exactly those arguments."""
+    """Share of held-out tool requests whose generated definition validates, that name the
+    requested tool, and whose tool passes the request's test cases in toolsmith's sandbox; and
+    share of requests to use a tool (fresh arguments) whose generated call names it and carries
+    exactly those arguments."""
     from engine.eval import run
-    rep = _guard(lambda: run.tools(model, baseline, samples, max_new, device, limit))
+    if split not in ("heldout", "train"):
+        fail(f"--split: expected heldout or train, got {split!r}")
+    rep = _guard(lambda: run.tools(model, baseline, samples, max_new, device, limit, split))
     if as_json:
         print_json(rep)
         return
     for name, r in rep["results"].items():
-        typer.echo(f"{name}: {r['requests']} requests, valid {100 * r['valid']:.1f}%, "
-                   f"passed tests {100 * r['passed']:.1f}% ({100 * r['passed_cued']:.1f}% of the {r['cued']} "
-                   f"whose wording shares a word with the tool's training requests, "
-                   f"{100 * r['passed_uncued']:.1f}% of the rest); {r['calls']} calls, right tool "
-                   f"{100 * r['call_named']:.1f}%, exact arguments {100 * r['call_exact']:.1f}%")
+        cues = (f" ({100 * r['passed_cued']:.1f}% of the {r['cued']} whose wording shares a word with the "
+                f"tool's training requests, {100 * r['passed_uncued']:.1f}% of the rest)") if split == "heldout" else ""
+        typer.echo(f"{name}: {r['requests']} {split} requests, valid {100 * r['valid']:.1f}%, right tool "
+                   f"{100 * r['named']:.1f}%, passed tests {100 * r['passed']:.1f}%{cues}; {r['calls']} calls, "
+                   f"right tool {100 * r['call_named']:.1f}%, exact arguments {100 * r['call_exact']:.1f}%")
 
 
 @eval_app.command("impulses")

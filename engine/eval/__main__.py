@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--plot", default=None, help="PNG file (recall)")
     p.add_argument("--limit", type=int, default=None, help="only the first N tools (tools)")
     p.add_argument("--split", default="heldout", choices=["heldout", "train"],
-                   help="key vocabulary and templates (replies; the evaluation is heldout)")
+                   help="key vocabulary, paraphrases and templates (replies, tools; the evaluation is heldout)")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     from engine.eval import run
@@ -66,8 +66,10 @@ def main(argv: list[str] | None = None) -> int:
                              f"{r['answers_forgotten']}; kept {r['kept']:.1%} of {r['answers_kept']}"
                              for n, r in rep["results"].items())
         elif args.bench == "tools":
-            rep = run.tools(args.model, args.baseline, args.samples or 1, device=args.device, limit=args.limit)
-            text = "\n".join(f"{n}: valid {r['valid']:.1%}  passed {r['passed']:.1%} of {r['requests']}"
+            rep = run.tools(args.model, args.baseline, args.samples or 1, device=args.device, limit=args.limit,
+                            split=args.split)
+            text = "\n".join(f"{n}: valid {r['valid']:.1%}  right tool {r['named']:.1%}  passed {r['passed']:.1%} "
+                             f"of {r['requests']}"
                              for n, r in rep["results"].items())
         else:
             rep = run.impulses(args.model, args.baseline, args.samples or 16, args.device)

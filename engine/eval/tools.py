@@ -64,11 +64,16 @@ def check_call(text: str, tool: toolset.Tool, args: dict) -> dict:
 
 
 def evaluate_tools(model, arch: str, samples_per_tool: int = 1, max_new: int = 1600,
-                   tools: list[toolset.Tool] | None = None, model_name: str = "") -> dict:
-    """Generate a definition for each held-out request (after the TOOL_DEF role byte) and check
-    it; generate a call for each call request (after the TOOL_CALL role byte) and check that."""
+                   tools: list[toolset.Tool] | None = None, model_name: str = "",
+                   split: str = "heldout") -> dict:
+    """Generate a definition for each request (after the TOOL_DEF role byte) and check it;
+    generate a call for each call request (after the TOOL_CALL role byte) and check that.
+
+    ``split``: "heldout" (the evaluation: held-out paraphrases and templates) or "train" (the
+    training ones, to tell a request the model cannot map to its tool from one it never learned).
+    ``named`` is the share of valid definitions that name the requested tool."""
     tools = tools or toolset.TOOLS
-    reqs = [(t, *tool_request_prompt(t, seed)) for t in tools for seed in range(samples_per_tool)]
+    reqs = [(t, *tool_request_prompt(t, seed, split)) for t in tools for seed in range(samples_per_tool)]
     gens = greedy_generate(model, arch, [p.encode("utf-8") for _, p, _ in reqs], max_new=max_new)
     rows = [check_definition(g.decode("utf-8", errors="replace"), t) for (t, _, _), g in zip(reqs, gens)]
     for (t, _, _), row in zip(reqs, rows):
@@ -79,10 +84,11 @@ def evaluate_tools(model, arch: str, samples_per_tool: int = 1, max_new: int = 1
     n, nc = max(len(rows), 1), max(len(call_rows), 1)
     cued = [r for r in rows if r["cue_words"]]
     uncued = [r for r in rows if not r["cue_words"]]
-    return {"requests": len(rows), "valid": sum(r["valid"] for r in rows) / n,
+    return {"requests": len(rows), "split": split, "valid": sum(r["valid"] for r in rows) / n,
+            "named": sum(bool(r.get("name_matches")) for r in rows) / n,
             "passed": sum(r["passed"] for r in rows) / n, "sandbox": "toolsmith.sandbox.run_source",
             # passing split by whether the held-out wording shares a word with the tool's training
-            # requests that no other tool's have (curriculum.tools.cue_words)
+            # requests that no other tool's have (curriculum.tools.cue_words; meant for "heldout")
             "cued": len(cued), "passed_cued": sum(r["passed"] for r in cued) / max(len(cued), 1),
             "passed_uncued": sum(r["passed"] for r in uncued) / max(len(uncued), 1),
             "calls": len(call_rows), "call_named": sum(r["named"] for r in call_rows) / nc,

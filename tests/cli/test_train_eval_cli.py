@@ -84,6 +84,9 @@ def test_eval_impulses_and_tools(trained):
     assert rep["cued"] == 0 and rep["rows"][0]["cue_words"] == [] and rep["passed_uncued"] == rep["passed"]
     res = runner.invoke(app, ["eval", "tools", "--model", str(out), "--limit", "1", "--max-bytes", "32"])
     assert res.exit_code == 0 and "of the 0 whose wording shares a word" in res.output, res.output
+    res = runner.invoke(app, ["eval", "tools", "--model", str(out), "--limit", "1", "--max-bytes", "32",
+                              "--split", "train"])
+    assert res.exit_code == 0 and "1 train requests" in res.output and "shares a word" not in res.output, res.output
     res = runner.invoke(app, ["eval", "updates", "--model", str(out), "--facts", "2", "--samples", "1", "--json"])
     assert res.exit_code == 0, res.output
     rep = json.loads(res.stdout)["results"][str(out)]
@@ -104,6 +107,7 @@ def test_eval_impulses_and_tools(trained):
     (["eval", "recall", "--facts", "x"], "--facts"),
     (["eval", "recall", "--plot", "out.jpg"], "--plot"),
     (["eval", "replies", "--split", "test"], "--split"),
+    (["eval", "tools", "--split", "test"], "--split"),
 ])
 def test_bad_input_is_one_error_line_and_nonzero_exit(args, message):
     res = runner.invoke(app, args)

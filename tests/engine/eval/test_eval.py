@@ -85,6 +85,28 @@ def test_generation_with_mosaic_and_window_models():
     assert first == b"" or first[0] == int(pred[0, -1])
 
 
+def test_tool_eval_asks_the_split_it_is_given_and_counts_the_right_tool():
+    from engine.curriculum.episodes import tool_request_prompt
+    from engine.eval.tools import evaluate_tools
+    class LongOracle(StreamOracle):
+        CONTEXT = 1000  # two definitions share runs of ~170 bytes: the whole context never mixes them up
+
+    tools = [toolset.BY_NAME["to_upper"], toolset.BY_NAME["to_lower"]]
+    # knows the definitions as answers to the training requests only
+    oracle = LongOracle([(tool_request_prompt(t, 0, "train")[0] + toolset.definition_json(t)).encode()
+                           for t in tools])
+    train = evaluate_tools(oracle, "window", tools=tools, split="train", max_new=400)
+    assert train["split"] == "train" and train["requests"] == 2
+    assert train["valid"] == train["named"] == train["passed"] == 1.0
+    held = evaluate_tools(oracle, "window", tools=tools, max_new=400)
+    assert held["split"] == "heldout" and held["valid"] == held["named"] == held["passed"] == 0.0
+    # a definition of the other tool is valid but names the wrong one
+    swapped = LongOracle([(tool_request_prompt(a, 0, "train")[0] + toolset.definition_json(b)).encode()
+                            for a, b in zip(tools, tools[::-1])])
+    res = evaluate_tools(swapped, "window", tools=tools, split="train", max_new=400)
+    assert res["valid"] == 1.0 and res["named"] == res["passed"] == 0.0
+
+
 def test_tool_definitions_are_validated_and_run_in_the_sandbox():
     tool = toolset.BY_NAME["reverse_string"]
     good = check_definition(toolset.definition_json(tool), tool)
