@@ -192,7 +192,7 @@ class Engine:
         """VMState.load, refusing (not discarding) a checksum-verified state of another model."""
         from safetensors import safe_open
         from engine.store.sessions import SessionMismatchError
-        from engine.vm.state import VMState
+        from engine.vm.state import VMState, saved_for
         cfg = self.model_config
         try:
             with safe_open(str(path), framework="pt") as fh:
@@ -200,7 +200,7 @@ class Engine:
         except Exception:
             meta = {}              # unreadable: VMState.load says why and the session sets it aside
         saved = meta.get("fingerprint")
-        if saved and cfg is not None and saved != cfg.fingerprint():
+        if saved and cfg is not None and not saved_for(meta, cfg):
             raise SessionMismatchError(
                 f"session {self.session.name!r} was saved with another model config (fingerprint {saved}, "
                 f"this model {cfg.fingerprint()}); use the model it was made with, or another session name")

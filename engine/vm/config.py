@@ -153,6 +153,17 @@ class ModelConfig:
         """A short hash of the config: states and checkpoints carry it to refuse another config."""
         return hashlib.sha256(self.to_json().encode()).hexdigest()[:16]
 
+    def state_fingerprint(self) -> str:
+        """A short hash of what a saved state depends on: every field but the read settings that
+        only decide how the state is used (READ_SETTINGS), and of the read temperature only
+        whether reads are by cosine (then the stored keys have unit length). A session saved
+        before such a setting changed stays loadable."""
+        d = self.to_dict()
+        for name in READ_SETTINGS:
+            d.pop(name, None)
+        d["read_temperature"] = d["read_temperature"] is not None
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
     def save(self, path: str | os.PathLike) -> None:
         """Write the config as JSON, atomically."""
         from engine.store.atomic import atomic_write_text
@@ -184,6 +195,9 @@ class ModelConfig:
 
 
 LATER_FIELDS = ("clear_confidence",)
+
+# settings that shape no weight and no state: a state saved under one value is valid under another
+READ_SETTINGS = ("probes", "match_threshold", "clear_confidence")
 
 PRESETS: dict[str, dict] = {
     "tiny": dict(d_model=32, n_layers=2, timescales=2, register_channels=8, conv_kernel=4, mlp_hidden=64,

@@ -158,7 +158,7 @@ class VMState:
             raise StateError(f"state file {p} is truncated or corrupt ({type(exc).__name__}: {exc})") from None
         if meta.get("format") != FORMAT:
             raise StateError(f"state file {p} is not a MOSAIC VM state (format {meta.get('format')!r})")
-        if meta.get("fingerprint") != config.fingerprint():
+        if not saved_for(meta, config):
             saved = meta.get("config", "?")
             raise StateError(
                 f"state file {p} belongs to another model config (fingerprint {meta.get('fingerprint')} != "
@@ -180,6 +180,18 @@ class VMState:
         for i in range(config.n_layers):
             layers.append(LayerState(**{f.name: own(tensors[f"layers.{i}.{f.name}"]) for f in fields(LayerState)}))
         return cls(config, layers, own(tensors["position"]))
+
+
+def saved_for(meta: dict, config: ModelConfig) -> bool:
+    """Whether a state file's metadata (``VMState.save``) says it holds a state of ``config``: saved
+    with the same config, or with one that differs only in read settings (``state_fingerprint``)."""
+    if meta.get("fingerprint") == config.fingerprint():
+        return True
+    try:
+        saved = ModelConfig.from_dict(json.loads(meta.get("config") or ""))
+    except (ValueError, TypeError):  # not JSON, or not a config (ConfigError is a ValueError)
+        return False
+    return saved.state_fingerprint() == config.state_fingerprint()
 
 
 def _digest(tensors: dict[str, torch.Tensor]) -> str:

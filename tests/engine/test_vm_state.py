@@ -116,6 +116,39 @@ def test_state_of_another_config_is_refused(tmp_path):
         VMState.load(path, other)
 
 
+def test_state_loads_under_other_read_settings_only(tmp_path):
+    model = make_model(4)
+    cfg = model.config.replace(read_temperature=0.1, clear_confidence=0.8)
+    path = tmp_path / "s.safetensors"
+    state = _busy_state(MosaicLM(cfg), B=1)
+    state.save(path)
+    # how the state is read and cleared may change; what it holds and how its keys are kept may not
+    for same in (cfg.replace(probes=1), cfg.replace(match_threshold=0.95), cfg.replace(clear_confidence=0.0),
+                 cfg.replace(read_temperature=0.2, probes=3, match_threshold=0.5)):
+        assert same.fingerprint() != cfg.fingerprint()
+        assert_same_state(VMState.load(path, same), state, atol=0.0)
+    for other in (cfg.replace(read_temperature=None), cfg.replace(ways=cfg.ways + 1),
+                  cfg.replace(key_dim=cfg.key_dim * 2)):
+        with pytest.raises(StateError, match="another model config"):
+            VMState.load(path, other)
+
+
+def test_state_with_an_unreadable_saved_config_needs_the_same_fingerprint(tmp_path):
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+    model = make_model(4)
+    path = tmp_path / "s.safetensors"
+    model.init_state(1).save(path)
+    with safe_open(str(path), framework="pt") as fh:
+        meta, tensors = fh.metadata(), {k: fh.get_tensor(k) for k in fh.keys()}
+    for bad in ("{not json", json.dumps({"ways": "many"}), json.dumps([1])):
+        save_file(tensors, str(path), metadata=dict(meta, config=bad, fingerprint="0" * 16))
+        with pytest.raises(StateError, match="another model config"):
+            VMState.load(path, model.config.replace(probes=1))
+    save_file(tensors, str(path), metadata=dict(meta, config="{not json"))
+    assert VMState.load(path, model.config).position.shape == (1,)  # its own fingerprint still opens it
+
+
 def test_model_checkpoint_round_trip(tmp_path):
     model = make_model(5)
     save_model(model, tmp_path / "m.safetensors")

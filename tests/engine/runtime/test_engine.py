@@ -361,6 +361,22 @@ def test_session_of_another_model_is_refused_not_discarded():
         assert session.generations() and not (session.path / "corrupt").exists()
 
 
+def test_session_opens_after_a_read_setting_changed():
+    from engine.vm import MosaicLM
+    model = tiny_model()
+    with Session.open("mine") as session:
+        eng, rec = _engine(model, session=session)
+        eng._feed("\x11remember that the door code is 4417\n")
+        eng.start()
+        assert eng.stop()
+        saved = eng.state.position.clone()
+    reread = MosaicLM(model.config.replace(match_threshold=0.95, clear_confidence=0.5))
+    reread.load_state_dict(model.state_dict())
+    with Session.open("mine") as session:
+        eng, _ = _engine(reread, session=session)
+        assert torch.equal(eng.state.position, saved) and int(saved[0]) > 0
+
+
 def test_prefill_and_stepping_leave_the_same_state():
     model = tiny_model()
     a, _ = _engine(model, prefill=True)
