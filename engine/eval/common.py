@@ -40,9 +40,9 @@ def run_stream(model, arch: str, ids: torch.Tensor, want_opcodes: bool = False):
 def greedy_generate(model, arch: str, prompts: list[bytes], max_new: int, stop: int = ord("\n")) -> list[bytes]:
     """Continue each prompt greedily until ``stop`` (not included) or ``max_new`` bytes.
 
-    MOSAIC steps one token at a time with its O(1) state (rows still reading their prompt
-    are fed the prompt, the others their own last byte); the window baseline re-reads its
-    last ``window`` bytes each step.
+    MOSAIC reads the prompts in parallel passes (:func:`prefill`: a shared prefix once), then
+    steps one byte at a time with its O(1) state; the window baseline re-reads its last
+    ``window`` bytes each step.
     """
     dev = next(model.parameters()).device
     B = len(prompts)
@@ -67,6 +67,62 @@ def greedy_generate(model, arch: str, prompts: list[bytes], max_new: int, stop: 
                     ctx[i].append(nxt)
                     done[i] = len(outs[i]) >= max_new
         return [bytes(o) for o in outs]
+    state, last = prefill(model, prompts)
+    nxt = last.argmax(-1).tolist()
+    for _ in range(max_new + 1):
+        for i in range(B):
+            if not done[i]:
+                if nxt[i] == stop or len(outs[i]) >= max_new:
+                    done[i] = True
+                else:
+                    outs[i].append(nxt[i])
+        if all(done):
+            break
+        cur = torch.tensor([nxt[i] if not done[i] else stop for i in range(B)], device=dev)
+        nxt = model.step(cur, state).logits.argmax(-1).tolist()
+    return [bytes(o) for o in outs]
+
+
+@torch.no_grad()
+def prefill(model, prompts: list[bytes]):
+    """MOSAIC's state after each prompt (a VMState of batch len(prompts)) and the logits of each
+    prompt's last byte [B, 256], read in parallel passes, each shared prefix once: a prompt that
+    begins a longer one is a fork of that one's pass (the questions of one conversation)."""
+    if any(len(p) == 0 for p in prompts):
+        raise ValueError("prompts: every prompt needs at least one byte")
+    from engine.vm.state import VMState
+    dev = next(model.parameters()).device
+    chains: list[list[int]] = []  # prompt indices; every prompt of a chain begins its first
+    for i in sorted(range(len(prompts)), key=lambda i: -len(prompts[i])):
+        for chain in chains:
+            if prompts[chain[0]].startswith(prompts[i]):
+                chain.append(i)
+                break
+        else:
+            chains.append([i])
+    states: list = [None] * len(prompts)
+    last = torch.zeros(len(prompts), 256, device=dev)
+    for chain in chains:
+        ids = torch.tensor(list(prompts[chain[0]]), device=dev)[None]
+        state, at = model.init_state(1), 0
+        for cut in sorted({len(prompts[i]) for i in chain}):
+            for s in range(at, cut, CHUNK):  # forward leaves its input state untouched
+                out = model(ids[:, s:min(cut, s + CHUNK)], state=state)
+                state = out.state
+            at = cut
+            for i in chain:
+                if len(prompts[i]) == cut:
+                    states[i], last[i] = state, out.logits[0, -1]
+    return VMState.cat(states), last
+
+
+@torch.no_grad()
+def greedy_steps(model, prompts: list[bytes], max_new: int, stop: int = ord("\n")) -> list[bytes]:
+    """The reference for MOSAIC's :func:`greedy_generate`: every prompt stepped one byte at a time."""
+    dev = next(model.parameters()).device
+    B = len(prompts)
+    outs: list[list[int]] = [[] for _ in range(B)]
+    done = [False] * B
     state = model.init_state(B)
     lens = [len(p) for p in prompts]
     cur = torch.tensor([p[0] for p in prompts], device=dev)

@@ -77,6 +77,19 @@ class VMState:
         layers = [_empty_layer(config, i, batch_size, device) for i in range(config.n_layers)]
         return cls(config, layers, torch.zeros(batch_size, dtype=torch.long, device=device))
 
+    @classmethod
+    def cat(cls, states: list["VMState"]) -> "VMState":
+        """One state whose batch is the given states' batches in order (new tensors)."""
+        if not states:
+            raise ValueError("cat: no states")
+        cfg = states[0].config
+        if any(s.config != cfg for s in states):
+            raise ValueError("cat: states of different configs")
+        layers = [LayerState(**{k: torch.cat([s.layers[i].tensors()[k] for s in states])
+                                for k in states[0].layers[i].tensors()})
+                  for i in range(cfg.n_layers)]
+        return cls(cfg, layers, torch.cat([s.position for s in states]))
+
     # --- basic facts ---------------------------------------------------------------------------
     @property
     def batch_size(self) -> int:
