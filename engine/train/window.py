@@ -2,8 +2,11 @@
 tokens (the training length). Trained and evaluated by the same commands as MOSAIC.
 
 Rotary positions make the window slide: a sequence of any length is processed in
-chunks whose queries attend to at most ``window`` earlier keys, so nothing outside the
-window can ever reach a prediction.
+chunks whose queries attend to at most ``window`` keys (their own and the ``window - 1``
+before it). Layers stack, as in any sliding-window transformer: a prediction over a whole
+stream can depend on the ``n_layers * (window - 1)`` bytes before it, though beyond the first
+``window`` only through what earlier positions passed on. Greedy generation
+(``engine.eval.common.greedy_generate``) re-reads only the last ``window`` bytes.
 """
 from __future__ import annotations
 
