@@ -71,7 +71,7 @@ def evaluate_tools(model, arch: str, samples_per_tool: int = 1, max_new: int = 1
 
     ``split``: "heldout" (the evaluation: held-out paraphrases and templates) or "train" (the
     training ones, to tell a request the model cannot map to its tool from one it never learned).
-    ``named`` is the share of valid definitions that name the requested tool."""
+    ``named`` is the share of requests whose definition validates and names the requested tool."""
     tools = tools or toolset.TOOLS
     reqs = [(t, *tool_request_prompt(t, seed, split)) for t in tools for seed in range(samples_per_tool)]
     gens = greedy_generate(model, arch, [p.encode("utf-8") for _, p, _ in reqs], max_new=max_new)
