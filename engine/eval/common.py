@@ -41,33 +41,20 @@ def greedy_generate(model, arch: str, prompts: list[bytes], max_new: int, stop: 
     """Continue each prompt greedily until ``stop`` (not included) or ``max_new`` bytes.
 
     MOSAIC reads the prompts in parallel passes (:func:`prefill`: a shared prefix once), then
-    steps one byte at a time with its O(1) state; the window baseline re-reads its last
-    ``window`` bytes each step.
+    steps one byte at a time with its O(1) state; the window baseline reads each prompt with
+    ``forward`` and steps with its cache of the last ``window - 1`` keys and values per layer
+    (``WindowLM.prefill`` / ``step``), so its replies see what ``forward`` over the whole stream sees.
     """
     dev = next(model.parameters()).device
     B = len(prompts)
     outs: list[list[int]] = [[] for _ in range(B)]
     done = [False] * B
     if arch == "window":
-        ctx = [list(p) for p in prompts]
-        W = model.config.window
-        for _ in range(max_new):
-            live = [i for i in range(B) if not done[i]]
-            if not live:
-                break
-            x = pad_batch([np.asarray(ctx[i][-W:]) for i in live])
-            lens = [min(len(ctx[i]), W) for i in live]
-            logits = model(x.to(dev)).logits
-            for j, i in enumerate(live):
-                nxt = int(logits[j, lens[j] - 1].argmax())
-                if nxt == stop:
-                    done[i] = True
-                else:
-                    outs[i].append(nxt)
-                    ctx[i].append(nxt)
-                    done[i] = len(outs[i]) >= max_new
-        return [bytes(o) for o in outs]
-    state, last = prefill(model, prompts)
+        last, cache = model.prefill([torch.tensor(list(p), dtype=torch.long) for p in prompts])
+        advance = lambda cur: model.step(cur, cache)  # noqa: E731
+    else:
+        state, last = prefill(model, prompts)
+        advance = lambda cur: model.step(cur, state).logits  # noqa: E731
     nxt = last.argmax(-1).tolist()
     for _ in range(max_new + 1):
         for i in range(B):
@@ -79,7 +66,7 @@ def greedy_generate(model, arch: str, prompts: list[bytes], max_new: int, stop: 
         if all(done):
             break
         cur = torch.tensor([nxt[i] if not done[i] else stop for i in range(B)], device=dev)
-        nxt = model.step(cur, state).logits.argmax(-1).tolist()
+        nxt = advance(cur).argmax(-1).tolist()
     return [bytes(o) for o in outs]
 
 

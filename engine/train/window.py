@@ -5,8 +5,8 @@ Rotary positions make the window slide: a sequence of any length is processed in
 chunks whose queries attend to at most ``window`` keys (their own and the ``window - 1``
 before it). Layers stack, as in any sliding-window transformer: a prediction over a whole
 stream can depend on the ``n_layers * (window - 1)`` bytes before it, though beyond the first
-``window`` only through what earlier positions passed on. Greedy generation
-(``engine.eval.common.greedy_generate``) re-reads only the last ``window`` bytes.
+``window`` only through what earlier positions passed on. ``prefill`` and ``step`` decode with a
+cache of each layer's last ``window - 1`` keys and values: the same function as ``forward``.
 """
 from __future__ import annotations
 
@@ -65,12 +65,16 @@ class _Layer(nn.Module):
         self.mlp_in = nn.Linear(d, 2 * cfg.mlp_hidden, bias=False)
         self.mlp_out = nn.Linear(cfg.mlp_hidden, d, bias=False)
 
-    def forward(self, x: torch.Tensor, window: int) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, window: int, kv: list | None = None) -> torch.Tensor:
+        """x [B, T, d] -> [B, T, d]; ``kv``: a list that receives this layer's keys (rotated) and values
+        [B, H, T, hd] (for :meth:`WindowLM.prefill`)."""
         B, T, d = x.shape
         u = F.rms_norm(x, (d,), self.n1, self.eps)
         q, k, v = self.qkv(u).view(B, T, 3, self.h, d // self.h).permute(2, 0, 3, 1, 4)
         pos = torch.arange(T, device=x.device)
         q, k = _rope(q, pos), _rope(k, pos)
+        if kv is not None:
+            kv.append((k, v))
         if T <= window:
             att = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         else:  # chunks of queries, each seeing only the last `window` keys
@@ -84,8 +88,25 @@ class _Layer(nn.Module):
                 outs.append(F.scaled_dot_product_attention(q[:, :, s:e], k[:, :, ks:e], v[:, :, ks:e], attn_mask=mask))
             att = torch.cat(outs, dim=2)
         x = x + self.o(att.transpose(1, 2).reshape(B, T, d))
-        g, up = self.mlp_in(F.rms_norm(x, (d,), self.n2, self.eps)).chunk(2, dim=-1)
+        return self._mlp(x)
+
+    def _mlp(self, x: torch.Tensor) -> torch.Tensor:
+        g, up = self.mlp_in(F.rms_norm(x, (x.shape[-1],), self.n2, self.eps)).chunk(2, dim=-1)
         return x + self.mlp_out(F.silu(g) * up)
+
+    def step(self, x: torch.Tensor, pos: torch.Tensor, cache: "WindowCache", i: int) -> torch.Tensor:
+        """One position per row: x [B, d] at absolute positions ``pos`` [B], attending to itself and
+        the ``window - 1`` keys before it kept in ``cache`` (layer ``i``), which it then joins."""
+        B, d = x.shape
+        u = F.rms_norm(x, (d,), self.n1, self.eps)
+        q, k, v = self.qkv(u).view(B, 3, self.h, 1, d // self.h).unbind(1)   # each [B, H, 1, hd]
+        at = pos.view(B, 1, 1)
+        q, k = _rope(q, at), _rope(k, at)
+        keys, vals = torch.cat([cache.k[i], k], 2), torch.cat([cache.v[i], v], 2)
+        mask = torch.cat([cache.valid, cache.valid.new_ones(B, 1)], 1)[:, None, None, :]
+        att = F.scaled_dot_product_attention(q, keys, vals, attn_mask=mask)   # [B, H, 1, hd]
+        cache.k[i], cache.v[i] = keys[:, :, 1:], vals[:, :, 1:]
+        return self._mlp(x + self.o(att.reshape(B, d)))
 
 
 class WindowLM(nn.Module):
@@ -112,13 +133,66 @@ class WindowLM(nn.Module):
     def device(self) -> torch.device:
         return self.embed.weight.device
 
-    def forward(self, ids: torch.Tensor, state=None, teacher=None) -> WindowOutput:
+    def forward(self, ids: torch.Tensor, state=None, teacher=None, kv: list | None = None) -> WindowOutput:
         """ids [B, T] -> logits [B, T, 256]; ``state`` and ``teacher`` are accepted and ignored."""
         x = self.embed(ids)
         for layer in self.layers:
-            x = layer(x, self.config.window)
-        x = F.rms_norm(x, (x.shape[-1],), self.norm, self.config.norm_eps)
-        return WindowOutput(logits=self.head(x))
+            x = layer(x, self.config.window, kv)
+        return WindowOutput(logits=self._logits(x))
+
+    def _logits(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(F.rms_norm(x, (x.shape[-1],), self.norm, self.config.norm_eps))
+
+    @torch.no_grad()
+    def prefill(self, prompts: list[torch.Tensor]) -> tuple[torch.Tensor, "WindowCache"]:
+        """Each prompt (a LongTensor [T_i], T_i >= 1) read by :meth:`forward`: the logits of its last
+        byte [B, 256] and a cache of every layer's last ``window - 1`` keys and values, from which
+        :meth:`step` goes on exactly as ``forward`` over the longer sequence would."""
+        W, B = self.config.window, len(prompts)
+        if any(ids.shape[0] == 0 for ids in prompts):
+            raise ValueError("prompts: every prompt needs at least one byte")
+        cache = WindowCache.empty(self.config, B, self.device)
+        last = []
+        for b, ids in enumerate(prompts):
+            kv: list = []
+            last.append(self(ids[None].to(self.device), kv=kv).logits[0, -1])
+            n = min(W - 1, ids.shape[0])
+            for i, (k, v) in enumerate(kv):
+                if n:
+                    cache.k[i][b, :, -n:], cache.v[i][b, :, -n:] = k[0, :, -n:], v[0, :, -n:]
+            if n:
+                cache.valid[b, -n:] = True
+            cache.pos[b] = ids.shape[0]
+        return torch.stack(last), cache
+
+    @torch.no_grad()
+    def step(self, ids: torch.Tensor, cache: "WindowCache") -> torch.Tensor:
+        """The next byte of every row: ids [B] -> logits [B, 256]; ``cache`` moves on by one."""
+        x = self.embed(ids.to(self.device))
+        for i, layer in enumerate(self.layers):
+            x = layer.step(x, cache.pos, cache, i)
+        cache.valid = torch.cat([cache.valid, cache.valid.new_ones(ids.shape[0], 1)], 1)[:, 1:]  # as the keys
+        cache.pos = cache.pos + 1
+        return self._logits(x)
+
+
+@dataclass
+class WindowCache:
+    """What :meth:`WindowLM.step` needs of the past: per layer the last ``window - 1`` rotated keys
+    and values [B, H, window - 1, hd] (left-padded; ``valid`` [B, window - 1] marks real ones) and
+    each row's next absolute position ``pos`` [B]."""
+    k: list[torch.Tensor]
+    v: list[torch.Tensor]
+    valid: torch.Tensor
+    pos: torch.Tensor
+
+    @classmethod
+    def empty(cls, cfg: WindowConfig, batch: int, device) -> "WindowCache":
+        shape = (batch, cfg.n_heads, cfg.window - 1, cfg.d_model // cfg.n_heads)
+        return cls([torch.zeros(shape, device=device) for _ in range(cfg.n_layers)],
+                   [torch.zeros(shape, device=device) for _ in range(cfg.n_layers)],
+                   torch.zeros(batch, cfg.window - 1, dtype=torch.bool, device=device),
+                   torch.zeros(batch, dtype=torch.long, device=device))
 
 
 def matched_window_config(model_cfg, window: int) -> WindowConfig:

@@ -38,6 +38,31 @@ class Oracle(torch.nn.Module):
         return out
 
 
+@pytest.mark.parametrize("window, n_layers, lengths", [(16, 2, (1, 5, 53)), (7, 3, (40, 2, 13)), (1, 1, (3, 9))])
+def test_window_decoding_with_a_cache_matches_forward(window, n_layers, lengths):
+    """prefill + step over a sequence give forward's logits at every position (past the window
+    too, where the layers' windows stack), rows of different lengths in one batch."""
+    torch.manual_seed(window)
+    model = WindowLM(WindowConfig(d_model=24, n_layers=n_layers, n_heads=2, mlp_hidden=40, window=window)).eval()
+    with torch.no_grad():  # sharp attention: at init every score is near zero and any position would do
+        for layer in model.layers:
+            layer.qkv.weight.mul_(30.0)
+    seqs = [torch.randint(0, 256, (n + 30,)) for n in lengths]
+    with torch.no_grad():
+        want = [model(x[None]).logits[0] for x in seqs]
+        last, cache = model.prefill([x[:n] for x, n in zip(seqs, lengths)])
+        got = [[last[b]] for b in range(len(seqs))]
+        for t in range(29):
+            logits = model.step(torch.stack([x[n + t] for x, n in zip(seqs, lengths)]), cache)
+            for b in range(len(seqs)):
+                got[b].append(logits[b])
+    for b, n in enumerate(lengths):
+        err = (torch.stack(got[b]) - want[b][n - 1:n + 29]).abs().max().item()
+        assert err < 1e-4, f"row {b}: max abs diff {err}"
+    with pytest.raises(ValueError, match="at least one byte"):
+        model.prefill([seqs[0][:0]])
+
+
 def test_recall_scoring_is_exact():
     perfect = recall_cell(Oracle(), "window", facts=3, distance=100, samples=2)
     assert perfect["accuracy"] == 1.0 and perfect["answers"] == 6
@@ -207,6 +232,16 @@ class StreamOracle(torch.nn.Module):
             if at >= 0 and at + len(ctx) < len(s):
                 return s[at + len(ctx)]
         return ord(stream.END)
+
+    # greedy_generate's window interface: the "cache" is each row's context so far
+    def prefill(self, prompts):
+        ctx = [bytes(p.tolist()) for p in prompts]
+        return torch.stack([self.forward(torch.tensor([list(c)])).logits[0, -1] for c in ctx]), ctx
+
+    def step(self, ids, ctx):
+        for b, byte in enumerate(ids.tolist()):
+            ctx[b] += bytes([byte])
+        return torch.stack([self.forward(torch.tensor([list(c[-self.CONTEXT:])])).logits[0, -1] for c in ctx])
 
     def forward(self, ids, state=None, teacher=None):
         B, T = ids.shape
