@@ -151,18 +151,18 @@ class WindowLM(nn.Module):
         W, B = self.config.window, len(prompts)
         if any(ids.shape[0] == 0 for ids in prompts):
             raise ValueError("prompts: every prompt needs at least one byte")
-        cache = WindowCache.empty(self.config, B, self.device)
+        cache = WindowCache.empty(self.config, B, self.device, self.embed.weight.dtype)
         last = []
         for b, ids in enumerate(prompts):
             kv: list = []
             last.append(self(ids[None].to(self.device), kv=kv).logits[0, -1])
-            n = min(W - 1, ids.shape[0])
-            for i, (k, v) in enumerate(kv):
-                if n:
-                    cache.k[i][b, :, -n:], cache.v[i][b, :, -n:] = k[0, :, -n:], v[0, :, -n:]
-            if n:
-                cache.valid[b, -n:] = True
             cache.pos[b] = ids.shape[0]
+            n = min(W - 1, ids.shape[0])
+            if n == 0:  # a window of one byte keeps no past
+                continue
+            for i, (k, v) in enumerate(kv):
+                cache.k[i][b, :, -n:], cache.v[i][b, :, -n:] = k[0, :, -n:], v[0, :, -n:]
+            cache.valid[b, -n:] = True
         return torch.stack(last), cache
 
     @torch.no_grad()
@@ -187,10 +187,10 @@ class WindowCache:
     pos: torch.Tensor
 
     @classmethod
-    def empty(cls, cfg: WindowConfig, batch: int, device) -> "WindowCache":
+    def empty(cls, cfg: WindowConfig, batch: int, device, dtype=torch.float32) -> "WindowCache":
         shape = (batch, cfg.n_heads, cfg.window - 1, cfg.d_model // cfg.n_heads)
-        return cls([torch.zeros(shape, device=device) for _ in range(cfg.n_layers)],
-                   [torch.zeros(shape, device=device) for _ in range(cfg.n_layers)],
+        return cls([torch.zeros(shape, device=device, dtype=dtype) for _ in range(cfg.n_layers)],
+                   [torch.zeros(shape, device=device, dtype=dtype) for _ in range(cfg.n_layers)],
                    torch.zeros(batch, cfg.window - 1, dtype=torch.bool, device=device),
                    torch.zeros(batch, dtype=torch.long, device=device))
 
