@@ -60,8 +60,16 @@ def build_model(cfg: TrainConfig):
     mcfg = ModelConfig.preset(cfg.preset)
     torch.manual_seed(cfg.seed)
     if cfg.arch == "window":
+        import dataclasses
         from engine.train.window import WindowLM, matched_window_config
         wcfg = matched_window_config(mcfg, cfg.seq_len)
+        if cfg.init_from:
+            # a further stage continues the baseline at the size it was trained at, even where
+            # the preset's MOSAIC twin has changed shape since (a memory layer dropped)
+            from engine.train.checkpoint import load_trained_model
+            src, arch, _ = load_trained_model(cfg.init_from)
+            if arch == "window":
+                wcfg = dataclasses.replace(src.config, window=cfg.seq_len)
         torch.manual_seed(cfg.seed)
         return WindowLM(wcfg), wcfg.to_dict(), [], mcfg.buckets
     model = MosaicLM(mcfg)

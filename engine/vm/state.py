@@ -181,6 +181,12 @@ class VMState:
         batch = int(tensors["position"].shape[0]) if "position" in tensors else 0
         if batch < 1:
             raise StateError(f"state file {p} is corrupt (no position tensor)")
+        saved = _saved_config(meta)
+        for i in dropped_memory(saved, config) if saved is not None else ():
+            for name in ("mem_keys", "mem_values", "mem_utility", "mem_age", "mem_valid"):
+                k = f"layers.{i}.{name}"
+                if k in tensors:  # an empty table: this model has no memory in layer i
+                    tensors[k] = tensors[k][:, :0]
         template = cls.empty(config, batch, device="meta")
         for k, t in template.named_tensors().items():
             got = tensors.get(k)
@@ -197,14 +203,34 @@ class VMState:
 
 def saved_for(meta: dict, config: ModelConfig) -> bool:
     """Whether a state file's metadata (``VMState.save``) says it holds a state of ``config``: saved
-    with the same config, or with one that differs only in read settings (``state_fingerprint``)."""
+    with the same config, or with one that differs only in read settings (``state_fingerprint``),
+    or only in having memory in more layers (``dropped_memory``: those tables are left out)."""
     if meta.get("fingerprint") == config.fingerprint():
         return True
-    try:
-        saved = ModelConfig.from_dict(json.loads(meta.get("config") or ""))
-    except (ValueError, TypeError):  # not JSON, or not a config (ConfigError is a ValueError)
+    saved = _saved_config(meta)
+    if saved is None:
         return False
-    return saved.state_fingerprint() == config.state_fingerprint()
+    return saved.state_fingerprint() == config.state_fingerprint() or bool(dropped_memory(saved, config))
+
+
+def dropped_memory(saved: ModelConfig, config: ModelConfig) -> tuple[int, ...]:
+    """The layers that have memory in ``saved`` and not in ``config``, where that is the only
+    difference in what a state holds (``scripts/drop_memory.py`` made ``config`` from ``saved``);
+    else ()."""
+    have = [i for i in range(saved.n_layers) if saved.has_memory(i)]
+    keep = [i for i in range(config.n_layers) if config.has_memory(i)]
+    if saved.n_layers != config.n_layers or not set(keep) < set(have):
+        return ()
+    if saved.replace(memory_layers=tuple(keep)).state_fingerprint() != config.state_fingerprint():
+        return ()
+    return tuple(i for i in have if i not in keep)
+
+
+def _saved_config(meta: dict) -> ModelConfig | None:
+    try:
+        return ModelConfig.from_dict(json.loads(meta.get("config") or ""))
+    except (ValueError, TypeError):  # not JSON, or not a config (ConfigError is a ValueError)
+        return None
 
 
 def _digest(tensors: dict[str, torch.Tensor]) -> str:

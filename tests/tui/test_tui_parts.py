@@ -11,7 +11,7 @@ from mosaic_cli.tui.proposal import ToolProposal
 from mosaic_cli.tui.widgets.chat import ReplyLine, describe_event
 from mosaic_cli.tui.widgets.drives import band_track, short
 from mosaic_cli.tui.widgets.heatmap import bin_columns
-from mosaic_cli.tui.widgets.memory import bucket_cells
+from mosaic_cli.tui.widgets.memory import MemoryView, bucket_cells
 from mosaic_cli.tui.widgets.opcodes import legend
 
 
@@ -106,3 +106,20 @@ def test_proposal_gathers_a_record_with_a_nested_definition_and_validates_it():
                                "description": "x"})
     bad.check()
     assert bad.errors, "toolsmith refuses an import"
+
+
+def test_memory_view_skips_a_layer_without_memory():
+    """Layer 0 of the shipped model has no memory: its table is empty, the all-layers view is the
+    other layers' and selecting layer 0 says so instead of failing to stack tables."""
+    view = MemoryView()
+    full = np.zeros((8, 4))
+    full[2, :2] = 1
+    view.show([[], full.tolist(), np.zeros((8, 4)).tolist()], [[], full.tolist(), full.tolist()], None)
+    assert view.ways() == 4 and not view.no_memory() and len(view.shown(view.valid)) == 2
+    assert view.scale == "3.1% full"   # (4 / 32 + 0) / 2 layers with memory
+    assert view.rows() == 4
+    view.show([[], full.tolist()], [[], full.tolist()], 0)
+    assert view.no_memory() and view.rows() == 1
+    assert "layer 0 has no memory" in "".join(s.text for s in view.lines(40)[0])
+    view.show([[], full.tolist()], [[], full.tolist()], 1)
+    assert not view.no_memory() and view.shown(view.valid)[0].shape == (8, 4)

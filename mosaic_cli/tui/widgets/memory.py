@@ -40,7 +40,8 @@ class MemoryView(LineWidget):
         self.flashes: dict[tuple[int, int, int], tuple[int, str]] = {}
 
     def show(self, valid: list | None, utility: list | None, layer: int | None) -> None:
-        """Take a snapshot's ``memory_valid`` / ``memory_utility`` (list[layer] of NB x W)."""
+        """Take a snapshot's ``memory_valid`` / ``memory_utility`` (list[layer] of NB x W; a layer
+        without memory has an empty table)."""
         self.valid = [np.asarray(v, dtype=float) for v in (valid or [])]
         self.utility = [np.asarray(u, dtype=float) for u in (utility or [])]
         self.selected = layer
@@ -66,7 +67,8 @@ class MemoryView(LineWidget):
             self.changed()
 
     def ways(self) -> int:
-        return self.valid[0].shape[1] if self.valid and self.valid[0].ndim == 2 else 0
+        tables = [v for v in self.valid if v.ndim == 2 and v.size]
+        return tables[0].shape[1] if tables else 0
 
     def tick(self) -> None:
         """Age the flashes by one UI frame; repaint while any is lit or has just gone out."""
@@ -76,9 +78,15 @@ class MemoryView(LineWidget):
         self.changed()
 
     def shown(self, tables: list[np.ndarray]) -> list[np.ndarray]:
-        if self.selected is None:
-            return tables
-        return [tables[self.selected]] if 0 <= self.selected < len(tables) else []
+        """The selected layer's table, or every layer's: only layers with memory (a table of
+        the same index in ``self.valid`` that is not empty)."""
+        layers = range(len(tables)) if self.selected is None else [self.selected]
+        return [tables[i] for i in layers
+                if 0 <= i < len(tables) and i < len(self.valid) and self.valid[i].size]
+
+    def no_memory(self) -> bool:
+        """Whether the selected layer (or, with none selected, every layer) has no memory table."""
+        return bool(self.valid) and not self.shown(self.valid)
 
     def build(self, width: int) -> HeatmapBlocks:
         """The renderable for a content ``width``: rows = ways, columns = bucket bins."""
@@ -112,7 +120,7 @@ class MemoryView(LineWidget):
 
     def rows(self) -> int:
         """Text rows needed: two maps (occupancy, utility) of ways/2 half-block rows each."""
-        return 2 * ((self.ways() + 1) // 2) if self.valid else 1
+        return 2 * ((self.ways() + 1) // 2) if self.valid and not self.no_memory() else 1
 
     def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
         return self.rows()
@@ -120,4 +128,7 @@ class MemoryView(LineWidget):
     def lines(self, width: int) -> list[list[Segment]]:
         if not self.valid:
             return [[Segment("waiting for the engine…", Style(dim=True))]]
+        if self.no_memory():
+            which = "this model" if self.selected is None else f"layer {self.selected}"
+            return [[Segment(f"{which} has no memory", Style(dim=True))]]
         return self.build(width).segment_lines()

@@ -1,5 +1,6 @@
 """The trainer's machinery on the tiny preset: the loss falls, runs are deterministic, a resumed
 run equals an uninterrupted one, DDP runs on 2 gloo processes, the baseline trains too."""
+import dataclasses
 import json
 import os
 import subprocess
@@ -255,3 +256,16 @@ def test_match_loss_pulls_an_updates_key_onto_the_old_one():
     # no update in the batch: the term is absent, not zero-filled
     batch["super_mask"][:] = False
     assert "match" not in losses(keys.detach())[1]
+
+
+def test_a_window_stage_continues_the_baseline_at_its_own_size(tmp_path):
+    """The baseline a further stage starts from keeps its shape even where the preset's MOSAIC
+    twin (which sizes a fresh baseline) has changed since."""
+    from engine.train.loop import build_model
+    cfg = train_preset("tiny", steps=1, arch="window", eval_every=0, seq_len=64, batch_size=1)
+    train(cfg, tmp_path / "one", device="cpu", log=_quiet, progress_bar=False)
+    trained, _, _ = ckpt.load_trained_model(tmp_path / "one")
+    fresh = build_model(train_preset("default", arch="window", seq_len=96))[0]
+    assert fresh.config.d_model != trained.config.d_model
+    again = build_model(train_preset("default", arch="window", seq_len=96, init_from=str(tmp_path / "one")))[0]
+    assert again.config == dataclasses.replace(trained.config, window=96)
