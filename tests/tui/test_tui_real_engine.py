@@ -51,6 +51,29 @@ async def test_chat_over_the_real_engine_shows_its_state_and_saves_on_quit():
         session.close()
 
 
+async def test_a_layer_without_memory_shows_as_such_and_the_others_still_draw():
+    """The shipped model has no memory in layer 0 (an empty table in every snapshot)."""
+    torch.manual_seed(0)
+    model = MosaicLM(ModelConfig.preset("tiny").replace(memory_layers=(1,))).eval()
+    engine = Engine(model, config=EngineConfig(max_turn_bytes=24, impulses=False, consolidate_after_idle_s=3600))
+    app = make_app(engine, "chat", start=True)
+    async with app.run_test(size=(100, 30)) as pilot:
+        app.query_one("#prompt").value = "hello"
+        await pilot.press("enter")
+        assert await wait_for(pilot, lambda: engine.counters["turns"] >= 1 and app.frames_drawn > 0)
+        view = app.memory_view
+        assert view.valid[0].size == 0 and view.valid[1].shape == (4, 2)
+        assert app.selected_layer == 1 and not view.no_memory() and len(view.build(60).segment_lines()) == 2
+        await pilot.press("f3")        # layer 1 -> all layers: the mean over the layers with memory
+        assert app.selected_layer is None and len(view.build(60).segment_lines()) == 2
+        await pilot.press("f3")        # -> layer 0
+        await pilot.pause()
+        assert app.selected_layer == 0 and view.no_memory()
+        assert "layer 0 has no memory" in "".join(seg.text for line in view.lines(60) for seg in line)
+        await pilot.press("ctrl+c")
+    assert not engine.running
+
+
 async def test_a_real_proposal_approved_in_the_modal_is_registered():
     tools = ToolService()
     engine = tiny_engine(tools=tools)
