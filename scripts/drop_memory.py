@@ -9,8 +9,8 @@ removes it with the projection rows that fed it; every other weight is copied un
 
 First the script checks that nothing changes: it runs ``--check`` held-out-split conversations
 of the training mix and as many recall conversations (16 facts at 2,000 bytes), validation seeds
-(5000+), through the model and the copy, and prints per dropped layer the largest logit
-difference and the share of positions that differ. It writes the copy only when both are zero,
+(5000+), through the model and the copy, and prints the largest logit difference, the share of
+positions that differ and how often the dropped layers read. It writes the copy only when both are zero,
 or with ``--force``. Every other piece of metadata is copied unchanged.
 """
 from __future__ import annotations
@@ -66,14 +66,12 @@ def main(argv: list[str]) -> int:
     changed = False
     if args.check:
         streams = check_streams(args.check, args.length, model.config.buckets)
-        for layer in args.layers:
-            rows = [memory_contribution(model, ids, layer) for ids in streams]
-            worst = max(r["max_logit_diff"] for r in rows)
-            share = sum(r["changed_positions"] * r["positions"] for r in rows) / sum(r["positions"] for r in rows)
-            reads = sum(r["reads"] for r in rows)
-            print(json.dumps({"layer": layer, "conversations": len(rows), "max_logit_diff": worst,
-                              "changed_positions": share, "reads": reads}))
-            changed |= worst > 0
+        rows = [memory_contribution(model, ids, args.layers, new) for ids in streams]
+        worst = max(r["max_logit_diff"] for r in rows)
+        share = sum(r["changed_positions"] * r["positions"] for r in rows) / sum(r["positions"] for r in rows)
+        print(json.dumps({"layers": args.layers, "conversations": len(rows), "max_logit_diff": worst,
+                          "changed_positions": share, "reads": sum(r["reads"] for r in rows)}))
+        changed = worst > 0
     if changed and not args.force:
         print("error: dropping that memory changes the logits (above); --force writes the copy anyway",
               file=sys.stderr)

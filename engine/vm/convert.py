@@ -51,22 +51,23 @@ def drop_memory(model: MosaicLM, layers: list[int]) -> MosaicLM:
 
 
 @torch.no_grad()
-def memory_contribution(model: MosaicLM, ids: torch.Tensor, layer: int) -> dict:
-    """How much layer ``layer``'s memory adds on the streams ``ids`` [B, T] (long, bytes), with
-    ``model`` against ``drop_memory(model, [layer])`` over the same whole-stream forward:
+def memory_contribution(model: MosaicLM, ids: torch.Tensor, layers: list[int],
+                        dropped: MosaicLM | None = None) -> dict:
+    """How much the memory of ``layers`` adds on the streams ``ids`` [B, T] (long, bytes): ``model``
+    against ``dropped`` (default: ``drop_memory(model, layers)``) over the same whole-stream forward.
     ``max_logit_diff`` (0.0 means the conversion changes nothing there), ``changed_positions``
-    (share of positions whose logits differ at all) and the layer's READ/SCAN count."""
+    (share of positions whose logits differ at all), ``reads`` (READ/SCAN cycles of those layers)."""
     from engine.vm.isa import Opcode
 
-    was = model.training
-    model.eval()
+    dropped = drop_memory(model, layers) if dropped is None else dropped
+    was, was_dropped = model.training, dropped.training
+    model.eval(), dropped.eval()
     try:
-        out = model(ids)
-        other = drop_memory(model, [layer]).eval()(ids)
+        out, other = model(ids), dropped(ids)
     finally:
-        model.train(was)
+        model.train(was), dropped.train(was_dropped)
     diff = (out.logits - other.logits).abs().amax(-1)  # [B, T]
-    ops = out.aux["opcodes"][..., layer]
+    ops = out.aux["opcodes"][..., list(layers)]
     reads = int(((ops == int(Opcode.READ_MEM)) | (ops == int(Opcode.SCAN))).sum())
-    return {"layer": layer, "max_logit_diff": float(diff.max()), "changed_positions": float((diff > 0).float().mean()),
-            "reads": reads, "positions": int(diff.numel())}
+    return {"layers": list(layers), "max_logit_diff": float(diff.max()),
+            "changed_positions": float((diff > 0).float().mean()), "reads": reads, "positions": int(diff.numel())}

@@ -55,13 +55,14 @@ def test_a_silent_memory_dropped_changes_nothing(B, T):
     lb, _, _ = step_through(new, ids, sb)
     assert torch.equal(la, lb)
     assert (lb - b.logits).abs().max() <= 1e-4
-    assert memory_contribution(model, ids, 0)["max_logit_diff"] == 0.0
+    assert memory_contribution(model, ids, [0])["max_logit_diff"] == 0.0
+    assert memory_contribution(model, ids, [0], new)["max_logit_diff"] == 0.0
 
 
 def test_a_memory_that_reads_something_is_reported():
     model = make_model(2, n_layers=3)
     ids = torch.randint(0, 256, (2, 80), generator=torch.Generator().manual_seed(0))
-    got = memory_contribution(model, ids, 0)
+    got = memory_contribution(model, ids, [0])
     assert got["reads"] > 0 and got["max_logit_diff"] > 0 and 0 < got["changed_positions"] <= 1
     assert got["positions"] == 160 and model.blocks[0].memory is not None  # the model is untouched
 
