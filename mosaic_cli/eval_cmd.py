@@ -45,6 +45,17 @@ DEVICE = typer.Option(None, "--device", help="cpu, cuda ... (default: cuda if pr
 JSON = typer.Option(False, "--json", help="One JSON object on stdout.")
 
 
+def split_option(what: str):
+    """``--split heldout|train``; ``what`` names what the training split uses."""
+    return typer.Option("heldout", "--split", help=f"heldout (the evaluation), or train: the training {what}, "
+                                                   "to see how much of a miss is the unseen wording.")
+
+
+def check_split(split: str) -> None:
+    if split not in ("heldout", "train"):
+        fail(f"--split: expected heldout or train, got {split!r}")
+
+
 @eval_app.command("recall")
 def recall(
     model: Optional[Path] = MODEL,
@@ -90,13 +101,15 @@ def updates(
     baseline: Optional[Path] = BASELINE,
     facts: int = typer.Option(6, "--facts", min=1, help="Facts told; half of them get a new value."),
     samples: int = typer.Option(16, "--samples", min=1, help="Conversations."),
+    split: str = split_option("keys and templates"),
     device: Optional[str] = DEVICE,
     as_json: bool = JSON,
 ) -> None:
     """Exact-match recall after updates: facts told, half given new values ("the code changed to
     9902"), then all asked; the updated ones must come back with their new value."""
     from engine.eval import run
-    rep = _guard(lambda: run.updates(model, baseline, facts, samples, device))
+    check_split(split)
+    rep = _guard(lambda: run.updates(model, baseline, facts, samples, device, split))
     if as_json:
         print_json(rep)
         return
@@ -112,9 +125,7 @@ def replies(
     facts: int = typer.Option(16, "--facts", min=1, help="Facts held."),
     distance: int = typer.Option(2000, "--distance", min=0, help="Bytes between the last telling and the first question."),
     samples: int = typer.Option(8, "--samples", min=1, help="Conversations (every fact is asked once in each)."),
-    split: str = typer.Option("heldout", "--split",
-                              help="heldout (the evaluation), or train: the training keys and templates, to see "
-                                   "how much of a miss is the unseen key."),
+    split: str = split_option("keys and templates"),
     device: Optional[str] = DEVICE,
     as_json: bool = JSON,
 ) -> None:
@@ -122,8 +133,7 @@ def replies(
     (``mosaic eval recall`` gives the reply's words up to the value and checks the value). Share
     of replies that hold the value, and that also name the key as it was told."""
     from engine.eval import run
-    if split not in ("heldout", "train"):
-        fail(f"--split: expected heldout or train, got {split!r}")
+    check_split(split)
     rep = _guard(lambda: run.replies(model, baseline, facts, distance, samples, device, split))
     if as_json:
         print_json(rep)
@@ -141,20 +151,25 @@ def forget(
     baseline: Optional[Path] = BASELINE,
     facts: int = typer.Option(6, "--facts", min=2, help="Facts told; half of them are forgotten."),
     samples: int = typer.Option(16, "--samples", min=1, help="Conversations."),
+    split: str = split_option("keys and templates (\"forget that the X is V\")"),
     device: Optional[str] = DEVICE,
     as_json: bool = JSON,
 ) -> None:
     """Forgetting: facts told, half forgotten ("you can drop it: the X is V"), then all asked.
     A forgotten fact's reply (written by the model) must not give the value (withheld) and
-    should say it is unknown (declined); the others must come back exactly (kept)."""
+    should say it is unknown (declined); the others must come back exactly (kept). For MOSAIC
+    also the share of the forgotten values' bytes at which each memory layer CLEARs (cleared)."""
     from engine.eval import run
-    rep = _guard(lambda: run.forget(model, baseline, facts, samples, device))
+    check_split(split)
+    rep = _guard(lambda: run.forget(model, baseline, facts, samples, device, split))
     if as_json:
         print_json(rep)
         return
     for name, r in rep["results"].items():
+        cleared = "; cleared " + ", ".join(f"{100 * v:.1f}% in layer {k}" for k, v in r["cleared"].items()) \
+            if r.get("cleared") else ""
         typer.echo(f"{name}: forgotten facts withheld {100 * r['withheld']:.1f}%, declined {100 * r['declined']:.1f}% "
-                   f"of {r['answers_forgotten']}; facts kept {100 * r['kept']:.1f}% of {r['answers_kept']}")
+                   f"of {r['answers_forgotten']}; facts kept {100 * r['kept']:.1f}% of {r['answers_kept']}{cleared}")
 
 
 @eval_app.command("tools")
@@ -164,9 +179,7 @@ def tools(
     samples: int = typer.Option(1, "--samples", min=1, help="Requests per tool."),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N tools."),
     max_new: int = typer.Option(1600, "--max-bytes", min=16, help="Longest definition generated."),
-    split: str = typer.Option("heldout", "--split",
-                              help="heldout (the evaluation), or train: the training paraphrases and templates, "
-                                   "to see how much of a miss is the unseen wording."),
+    split: str = split_option("paraphrases and templates"),
     device: Optional[str] = DEVICE,
     as_json: bool = JSON,
 ) -> None:
@@ -175,8 +188,7 @@ def tools(
     share of requests to use a tool (fresh arguments) whose generated call names it and carries
     exactly those arguments."""
     from engine.eval import run
-    if split not in ("heldout", "train"):
-        fail(f"--split: expected heldout or train, got {split!r}")
+    check_split(split)
     rep = _guard(lambda: run.tools(model, baseline, samples, max_new, device, limit, split))
     if as_json:
         print_json(rep)

@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--plot", default=None, help="PNG file (recall)")
     p.add_argument("--limit", type=int, default=None, help="only the first N tools (tools)")
     p.add_argument("--split", default="heldout", choices=["heldout", "train"],
-                   help="key vocabulary, paraphrases and templates (replies, tools; the evaluation is heldout)")
+                   help="key vocabulary, paraphrases and templates (replies, updates, forget, tools; the evaluation is heldout)")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     from engine.eval import run
@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
             text = run.recall_table(rep)
         elif args.bench == "updates":
             facts = _one(args.facts, 6, "facts", "updates")
-            rep = run.updates(args.model, args.baseline, facts, args.samples or 16, args.device)
+            rep = run.updates(args.model, args.baseline, facts, args.samples or 16, args.device, args.split)
             text = "\n".join(f"{n}: updated {r['updated']:.1%} of {r['answers_updated']}, "
                              f"left alone {r['unchanged']:.1%} of {r['answers_unchanged']}"
                              for n, r in rep["results"].items())
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
                              f"of {r['answers']}" for n, r in rep["results"].items())
         elif args.bench == "forget":
             facts = _one(args.facts, 6, "facts", "forget")
-            rep = run.forget(args.model, args.baseline, facts, args.samples or 16, args.device)
+            rep = run.forget(args.model, args.baseline, facts, args.samples or 16, args.device, args.split)
             text = "\n".join(f"{n}: withheld {r['withheld']:.1%}, declined {r['declined']:.1%} of "
                              f"{r['answers_forgotten']}; kept {r['kept']:.1%} of {r['answers_kept']}"
                              for n, r in rep["results"].items())

@@ -18,9 +18,10 @@ def pad_batch(seqs: list[np.ndarray], pad: int = ord(" ")) -> torch.Tensor:
 
 
 @torch.no_grad()
-def run_stream(model, arch: str, ids: torch.Tensor, want_opcodes: bool = False):
-    """Argmax predictions [B, T] (and the last layer's opcodes [B, T] for MOSAIC, else None)
-    of ``model`` over ``ids`` [B, T], with the model's own decisions (no teacher)."""
+def run_stream(model, arch: str, ids: torch.Tensor, want_opcodes: bool | str = False):
+    """Argmax predictions [B, T] (and the last layer's opcodes [B, T] for MOSAIC, or every layer's
+    [B, T, L] with ``want_opcodes="all"``; else None) of ``model`` over ``ids`` [B, T], with the
+    model's own decisions (no teacher)."""
     ids = ids.to(next(model.parameters()).device)
     if arch == "window":
         out = model(ids)
@@ -32,7 +33,7 @@ def run_stream(model, arch: str, ids: torch.Tensor, want_opcodes: bool = False):
         state = out.state
         preds.append(out.logits.argmax(-1).cpu())
         if want_opcodes:
-            ops.append(out.aux["opcodes"][..., -1].cpu())
+            ops.append((out.aux["opcodes"] if want_opcodes == "all" else out.aux["opcodes"][..., -1]).cpu())
     return torch.cat(preds, 1), (torch.cat(ops, 1) if want_opcodes else None)
 
 

@@ -8,11 +8,15 @@ the earlier facts are further away still.
 """
 from __future__ import annotations
 
+import numpy as np
+import torch
+
 from prompts import stream
 
 from engine.curriculum import vocab
 from engine.curriculum.episodes import forget_example, recall_example, update_example
 from engine.eval.common import greedy_generate, pad_batch, run_stream
+from engine.vm.isa import Opcode
 
 DEFAULT_FACTS = (1, 4, 16, 64)
 
@@ -52,13 +56,14 @@ def recall_cell(model, arch: str, facts: int, distance: int, samples: int = 8, n
 
 
 def update_cell(model, arch: str, facts: int, samples: int = 16, n_buckets: int = 256, seed: int = 0,
-                model_name: str = "") -> dict:
+                model_name: str = "", split: str = "heldout") -> dict:
     """Exact-match accuracy (0-1) on facts given a new value (``updated``) and on the facts told
     beside them and left alone (``unchanged``), over ``samples`` conversations of
-    :func:`engine.curriculum.episodes.update_example`."""
+    :func:`engine.curriculum.episodes.update_example` (``split="train"``: the training keys and
+    templates)."""
     if facts < 1:
         raise ValueError(f"facts: must be >= 1, got {facts}")
-    exs = [update_example(seed * 100_003 + i, facts, n_buckets) for i in range(samples)]
+    exs = [update_example(seed * 100_003 + i, facts, n_buckets, split=split) for i in range(samples)]
     ids = pad_batch([e.ids for e in exs])
     pred, _ = run_stream(model, arch, ids)
     hits = {True: [0, 0], False: [0, 0]}
@@ -68,20 +73,30 @@ def update_cell(model, arch: str, facts: int, samples: int = 16, n_buckets: int 
             hits[updated][1] += 1
     return {"updated": hits[True][0] / max(hits[True][1], 1), "unchanged": hits[False][0] / max(hits[False][1], 1),
             "answers_updated": hits[True][1], "answers_unchanged": hits[False][1], "facts": facts,
-            "samples": samples, "model": model_name, "arch": arch}
+            "samples": samples, "split": split, "model": model_name, "arch": arch}
 
 
 def forget_cell(model, arch: str, facts: int, samples: int = 16, n_buckets: int = 256, seed: int = 0,
-                model_name: str = "", max_new: int = 64) -> dict:
+                model_name: str = "", max_new: int = 64, split: str = "heldout") -> dict:
     """After "forget the X" (:func:`engine.curriculum.episodes.forget_example`): the share of
     forgotten facts whose greedy reply withholds the value (``withheld``) and says it is unknown
     (``declined``: begins like one of the curriculum's replies for that), and exact-match
-    accuracy on the facts told beside them and kept (``kept``), over ``samples`` conversations."""
+    accuracy on the facts told beside them and kept (``kept``), over ``samples`` conversations.
+    For MOSAIC also ``cleared``: per memory layer, the share of the forgotten values' bytes (where
+    the curriculum labels CLEAR) at which the model's own opcode is CLEAR, i.e. whether it took
+    the request to forget as one. ``split="train"``: the training keys and templates."""
     if facts < 2:
         raise ValueError(f"facts: forgetting half needs >= 2, got {facts}")
-    exs = [forget_example(seed * 100_003 + i, facts, n_buckets) for i in range(samples)]
+    exs = [forget_example(seed * 100_003 + i, facts, n_buckets, split=split) for i in range(samples)]
     ids = pad_batch([e.ids for e in exs])
-    pred, _ = run_stream(model, arch, ids)
+    pred, ops = run_stream(model, arch, ids, want_opcodes="all" if arch == "mosaic" else False)
+    cleared = None
+    if ops is not None:
+        at = [(b, int(t)) for b, e in enumerate(exs) for t in np.flatnonzero(e.opcode == Opcode.CLEAR_MEM)]
+        mine = ops[torch.tensor([b for b, _ in at], dtype=torch.long),
+                   torch.tensor([t for _, t in at], dtype=torch.long)]          # [labelled bytes, L]
+        cleared = {str(i): float((mine[:, i] == Opcode.CLEAR_MEM).float().mean()) if at else 0.0
+                   for i in range(ops.shape[-1]) if model.config.has_memory(i)}
     kept = sum(bool((pred[b, s - 1:t - 1] == ids[b, s:t]).all()) for b, e in enumerate(exs) for s, t in e.meta["answers"])
     n_kept = sum(len(e.meta["answers"]) for e in exs)
     asks = [(e, end, key, value) for e in exs for end, key, value in e.meta["forgotten"]]
@@ -92,8 +107,8 @@ def forget_cell(model, arch: str, facts: int, samples: int = 16, n_buckets: int 
                    for (_, _, key, _), t in zip(asks, texts))
     n = max(len(asks), 1)
     return {"withheld": withheld / n, "declined": declined / n, "kept": kept / max(n_kept, 1),
-            "answers_forgotten": len(asks), "answers_kept": n_kept, "facts": facts, "samples": samples,
-            "model": model_name, "arch": arch}
+            "cleared": cleared, "answers_forgotten": len(asks), "answers_kept": n_kept, "facts": facts,
+            "samples": samples, "split": split, "model": model_name, "arch": arch}
 
 
 def reply_cell(model, arch: str, facts: int, distance: int, samples: int = 8, n_buckets: int = 256,

@@ -59,19 +59,19 @@ def _each(model_path, baseline_path, device, bench) -> dict:
 
 
 def updates(model_path=None, baseline_path=None, facts: int = 6, samples: int = 16,
-            device: str | None = None) -> dict:
+            device: str | None = None, split: str = "heldout") -> dict:
     """Recall after updates (:func:`engine.eval.recall.update_cell`) for the model and optionally a baseline."""
     from engine.eval.recall import update_cell
     return _each(model_path, baseline_path, device,
-                 lambda m, arch, nb, name: update_cell(m, arch, facts, samples, nb, model_name=name))
+                 lambda m, arch, nb, name: update_cell(m, arch, facts, samples, nb, model_name=name, split=split))
 
 
 def forget(model_path=None, baseline_path=None, facts: int = 6, samples: int = 16,
-           device: str | None = None) -> dict:
+           device: str | None = None, split: str = "heldout") -> dict:
     """Replies after "forget the X" (:func:`engine.eval.recall.forget_cell`)."""
     from engine.eval.recall import forget_cell
     return _each(model_path, baseline_path, device,
-                 lambda m, arch, nb, name: forget_cell(m, arch, facts, samples, nb, model_name=name))
+                 lambda m, arch, nb, name: forget_cell(m, arch, facts, samples, nb, model_name=name, split=split))
 
 
 def replies(model_path=None, baseline_path=None, facts: int = 16, distance: int = 2000, samples: int = 8,

@@ -108,6 +108,8 @@ def test_eval_impulses_and_tools(trained):
     (["eval", "recall", "--plot", "out.jpg"], "--plot"),
     (["eval", "replies", "--split", "test"], "--split"),
     (["eval", "tools", "--split", "test"], "--split"),
+    (["eval", "forget", "--split", "test"], "--split"),
+    (["eval", "updates", "--split", "test"], "--split"),
 ])
 def test_bad_input_is_one_error_line_and_nonzero_exit(args, message):
     res = runner.invoke(app, args)

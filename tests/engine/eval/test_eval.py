@@ -277,6 +277,36 @@ def test_forget_scoring_with_an_oracle_and_a_leaky_one():
         forget_cell(StreamOracle(streams), "window", facts=1)
 
 
+def test_forget_and_updates_read_the_split_they_are_given():
+    from engine.curriculum.episodes import forget_example, update_example
+    from engine.eval.recall import forget_cell, update_cell
+    train = [bytes(forget_example(i, 4, 256, split="train").ids.astype("uint8")) for i in range(2)]
+    assert all(b"you can drop it" not in s for s in train)
+    on_train = forget_cell(StreamOracle(train), "window", facts=4, samples=2, split="train")
+    assert on_train["withheld"] == on_train["declined"] == on_train["kept"] == 1.0 and on_train["split"] == "train"
+    assert forget_cell(StreamOracle(train), "window", facts=4, samples=2)["declined"] == 0.0  # held out: unseen
+    assert on_train["cleared"] is None  # the window baseline has no opcodes
+    upd = [bytes(update_example(i, 4, 256, split="train").ids.astype("uint8")) for i in range(2)]
+    assert update_cell(StreamOracle(upd), "window", facts=4, samples=2, split="train")["updated"] == 1.0
+    assert update_cell(StreamOracle(upd), "window", facts=4, samples=2)["updated"] < 1.0
+
+
+@pytest.mark.parametrize("bias,share", [(30.0, 1.0), (-30.0, 0.0)])
+def test_forget_reports_where_each_memory_layer_clears(bias, share):
+    """``cleared``: the share of the forgotten values' bytes at which a memory layer's own opcode is
+    CLEAR; a head pushed to CLEAR everywhere scores 1, one kept from it 0; no entry for a layer
+    without memory."""
+    from engine.eval.recall import forget_cell
+    from engine.vm import ModelConfig, MosaicLM, Opcode
+    torch.manual_seed(0)
+    model = MosaicLM(ModelConfig.preset("tiny").replace(memory_layers=(1,))).eval()
+    blk = model.blocks[1]
+    with torch.no_grad():
+        blk.proj.bias[sum(blk.sizes[:3]) + int(Opcode.CLEAR_MEM)] += bias
+    got = forget_cell(model, "mosaic", facts=2, samples=1, n_buckets=model.config.buckets, max_new=4)
+    assert got["cleared"] == {"1": share}
+
+
 def test_forget_example_asks_after_the_forget_turn():
     from engine.curriculum.episodes import forget_example
     e = forget_example(7, 6, 64)
