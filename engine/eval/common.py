@@ -41,17 +41,19 @@ def run_stream(model, arch: str, ids: torch.Tensor, want_opcodes: bool | str = F
 def greedy_generate(model, arch: str, prompts: list[bytes], max_new: int, stop: int = ord("\n")) -> list[bytes]:
     """Continue each prompt greedily until ``stop`` (not included) or ``max_new`` bytes.
 
-    MOSAIC reads the prompts in parallel passes (:func:`prefill`: a shared prefix once), then
-    steps one byte at a time with its O(1) state; the window baseline reads each prompt with
-    ``forward`` and steps with its cache of the last ``window - 1`` keys and values per layer
-    (``WindowLM.prefill`` / ``step``), so its replies see what ``forward`` over the whole stream sees.
+    Both models read the prompts in passes that read a shared prefix once (:func:`prefix_chains`:
+    the questions of one conversation). MOSAIC (:func:`prefill`) then steps one byte at a time with
+    its O(1) state; the window baseline (``WindowLM.prefill`` / ``step``) with its cache of the last
+    ``window - 1`` keys and values per layer, so its replies see what ``forward`` over the whole
+    stream sees.
     """
     dev = next(model.parameters()).device
     B = len(prompts)
     outs: list[list[int]] = [[] for _ in range(B)]
     done = [False] * B
     if arch == "window":
-        last, cache = model.prefill([torch.tensor(list(p), dtype=torch.long) for p in prompts])
+        last, cache = model.prefill([torch.tensor(list(p), dtype=torch.long) for p in prompts],
+                                    chains=prefix_chains(prompts))
         advance = lambda cur: model.step(cur, cache)  # noqa: E731
     else:
         state, last = prefill(model, prompts)
@@ -71,6 +73,20 @@ def greedy_generate(model, arch: str, prompts: list[bytes], max_new: int, stop: 
     return [bytes(o) for o in outs]
 
 
+def prefix_chains(prompts: list[bytes]) -> list[list[int]]:
+    """The prompts' indices grouped so that every prompt of a group begins the group's first
+    (longest) one: a causal model reads each group in one pass over its first prompt."""
+    chains: list[list[int]] = []
+    for i in sorted(range(len(prompts)), key=lambda i: -len(prompts[i])):
+        for chain in chains:
+            if prompts[chain[0]].startswith(prompts[i]):
+                chain.append(i)
+                break
+        else:
+            chains.append([i])
+    return chains
+
+
 @torch.no_grad()
 def prefill(model, prompts: list[bytes]):
     """MOSAIC's state after each prompt (a VMState of batch len(prompts)) and the logits of each
@@ -80,17 +96,9 @@ def prefill(model, prompts: list[bytes]):
         raise ValueError("prompts: every prompt needs at least one byte")
     from engine.vm.state import VMState
     dev = next(model.parameters()).device
-    chains: list[list[int]] = []  # prompt indices; every prompt of a chain begins its first
-    for i in sorted(range(len(prompts)), key=lambda i: -len(prompts[i])):
-        for chain in chains:
-            if prompts[chain[0]].startswith(prompts[i]):
-                chain.append(i)
-                break
-        else:
-            chains.append([i])
     states: list = [None] * len(prompts)
     last = torch.zeros(len(prompts), 256, device=dev)
-    for chain in chains:
+    for chain in prefix_chains(prompts):
         ids = torch.tensor(list(prompts[chain[0]]), device=dev)[None]
         state, at = model.init_state(1), 0
         for cut in sorted({len(prompts[i]) for i in chain}):

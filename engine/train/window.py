@@ -144,26 +144,40 @@ class WindowLM(nn.Module):
         return self.head(F.rms_norm(x, (x.shape[-1],), self.norm, self.config.norm_eps))
 
     @torch.no_grad()
-    def prefill(self, prompts: list[torch.Tensor]) -> tuple[torch.Tensor, "WindowCache"]:
+    def prefill(self, prompts: list[torch.Tensor], chains: list[list[int]] | None = None
+                ) -> tuple[torch.Tensor, "WindowCache"]:
         """Each prompt (a LongTensor [T_i], T_i >= 1) read by :meth:`forward`: the logits of its last
         byte [B, 256] and a cache of every layer's last ``window - 1`` keys and values, from which
-        :meth:`step` goes on exactly as ``forward`` over the longer sequence would."""
+        :meth:`step` goes on exactly as ``forward`` over the longer sequence would.
+
+        ``chains`` (``engine.eval.common.prefix_chains``): groups of prompt indices whose prompts all
+        begin the group's first; each group is read in one pass over that first prompt, and the
+        others are cut from it (attention is causal). Default: every prompt on its own."""
         W, B = self.config.window, len(prompts)
         if any(ids.shape[0] == 0 for ids in prompts):
             raise ValueError("prompts: every prompt needs at least one byte")
+        chains = [[b] for b in range(B)] if chains is None else chains
+        if sorted(i for c in chains for i in c) != list(range(B)):
+            raise ValueError("chains: every prompt must be in exactly one chain")
         cache = WindowCache.empty(self.config, B, self.device, self.embed.weight.dtype)
-        last = []
-        for b, ids in enumerate(prompts):
+        last = torch.zeros(B, self.head.out_features, device=self.device, dtype=self.embed.weight.dtype)
+        for chain in chains:
+            head = prompts[chain[0]]
             kv: list = []
-            last.append(self(ids[None].to(self.device), kv=kv).logits[0, -1])
-            cache.pos[b] = ids.shape[0]
-            n = min(W - 1, ids.shape[0])
-            if n == 0:  # a window of one byte keeps no past
-                continue
-            for i, (k, v) in enumerate(kv):
-                cache.k[i][b, :, -n:], cache.v[i][b, :, -n:] = k[0, :, -n:], v[0, :, -n:]
-            cache.valid[b, -n:] = True
-        return torch.stack(last), cache
+            logits = self(head[None].to(self.device), kv=kv).logits[0]
+            for b in chain:
+                T = prompts[b].shape[0]
+                if T > head.shape[0] or not torch.equal(prompts[b], head[:T]):
+                    raise ValueError(f"chains: prompt {b} does not begin prompt {chain[0]}")
+                last[b] = logits[T - 1]
+                cache.pos[b] = T
+                n = min(W - 1, T)
+                if n == 0:  # a window of one byte keeps no past
+                    continue
+                for i, (k, v) in enumerate(kv):
+                    cache.k[i][b, :, -n:], cache.v[i][b, :, -n:] = k[0, :, T - n:T], v[0, :, T - n:T]
+                cache.valid[b, -n:] = True
+        return last, cache
 
     @torch.no_grad()
     def step(self, ids: torch.Tensor, cache: "WindowCache") -> torch.Tensor:

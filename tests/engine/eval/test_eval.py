@@ -63,6 +63,48 @@ def test_window_decoding_with_a_cache_matches_forward(window, n_layers, lengths)
         model.prefill([seqs[0][:0]])
 
 
+@pytest.mark.parametrize("window", [1, 6, 17])
+def test_window_prefill_reads_a_shared_prefix_once_and_decodes_the_same(window):
+    """Prompts that begin a longer one are cut from its pass (``chains``): the same last logits and
+    cache as reading each on its own, so the same continuation; a wrong chain is refused."""
+    from engine.eval.common import greedy_generate, prefix_chains
+    torch.manual_seed(window)
+    model = WindowLM(WindowConfig(d_model=24, n_layers=2, n_heads=2, mlp_hidden=40, window=window)).eval()
+    with torch.no_grad():
+        for layer in model.layers:
+            layer.qkv.weight.mul_(30.0)
+    base = bytes(torch.randint(97, 123, (53,)).tolist())
+    prompts = [base[:40], base[:3], b"xyz" + base[:9], base[:1], base, base[:40]]
+    chains = prefix_chains(prompts)
+    assert sorted(map(sorted, chains)) == [[0, 1, 3, 4, 5], [2]]
+    tensors = [torch.tensor(list(p)) for p in prompts]
+    with torch.no_grad():
+        alone = model.prefill(tensors)
+        shared = model.prefill(tensors, chains=chains)
+        assert (alone[0] - shared[0]).abs().max() < 1e-4
+        assert torch.equal(alone[1].valid, shared[1].valid) and torch.equal(alone[1].pos, shared[1].pos)
+        for a, b in zip(alone[1].k + alone[1].v, shared[1].k + shared[1].v):
+            assert a.shape == b.shape and torch.allclose(a, b, rtol=0, atol=1e-4)
+        nxt = torch.tensor([p[-1] for p in prompts])
+        assert (model.step(nxt, alone[1]) - model.step(nxt, shared[1])).abs().max() < 1e-4
+        with pytest.raises(ValueError, match="does not begin"):
+            model.prefill(tensors, chains=[[4, 2], [0, 1, 3, 5]])
+        with pytest.raises(ValueError, match="exactly one chain"):
+            model.prefill(tensors, chains=[[4, 0, 1, 3]])
+    got = greedy_generate(model, "window", prompts, 12)
+    want = []
+    for p in prompts:  # each prompt alone, re-reading its whole stream for every byte
+        out = bytearray()
+        for _ in range(12):
+            with torch.no_grad():
+                b = int(model(torch.tensor([list(p + bytes(out))])).logits[0, -1].argmax())
+            if b == ord("\n"):
+                break
+            out.append(b)
+        want.append(bytes(out))
+    assert got == want
+
+
 def test_recall_scoring_is_exact():
     perfect = recall_cell(Oracle(), "window", facts=3, distance=100, samples=2)
     assert perfect["accuracy"] == 1.0 and perfect["answers"] == 6
@@ -234,7 +276,7 @@ class StreamOracle(torch.nn.Module):
         return ord(stream.END)
 
     # greedy_generate's window interface: the "cache" is each row's context so far
-    def prefill(self, prompts):
+    def prefill(self, prompts, chains=None):  # reads every prompt on its own whatever the chains
         ctx = [bytes(p.tolist()) for p in prompts]
         return torch.stack([self.forward(torch.tensor([list(c)])).logits[0, -1] for c in ctx]), ctx
 
