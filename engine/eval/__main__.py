@@ -64,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
             rep = run.forget(args.model, args.baseline, facts, args.samples or 16, args.device, args.split)
             text = "\n".join(f"{n}: withheld {r['withheld']:.1%}, declined {r['declined']:.1%} of "
                              f"{r['answers_forgotten']}; kept {r['kept']:.1%} of {r['answers_kept']}"
+                             + "".join(f"; cleared in layer {k} {v:.1%}" for k, v in (r["cleared"] or {}).items())
                              for n, r in rep["results"].items())
         elif args.bench == "tools":
             rep = run.tools(args.model, args.baseline, args.samples or 1, device=args.device, limit=args.limit,
