@@ -333,20 +333,21 @@ def test_forget_and_updates_read_the_split_they_are_given():
     assert update_cell(StreamOracle(upd), "window", facts=4, samples=2)["updated"] < 1.0
 
 
-@pytest.mark.parametrize("bias,share", [(30.0, 1.0), (-30.0, 0.0)])
-def test_forget_reports_where_each_memory_layer_clears(bias, share):
+@pytest.mark.parametrize("bias0,bias2", [(30.0, -30.0), (-30.0, 30.0)])
+def test_forget_reports_where_each_memory_layer_clears(bias0, bias2):
     """``cleared``: the share of the forgotten values' bytes at which a memory layer's own opcode is
-    CLEAR; a head pushed to CLEAR everywhere scores 1, one kept from it 0; no entry for a layer
-    without memory."""
+    CLEAR; a head pushed to CLEAR everywhere scores 1, one kept from it 0, each layer its own; no
+    entry for a layer without memory."""
     from engine.eval.recall import forget_cell
     from engine.vm import ModelConfig, MosaicLM, Opcode
     torch.manual_seed(0)
-    model = MosaicLM(ModelConfig.preset("tiny").replace(memory_layers=(1,))).eval()
-    blk = model.blocks[1]
+    model = MosaicLM(ModelConfig.preset("tiny").replace(n_layers=3, memory_layers=(0, 2))).eval()
     with torch.no_grad():
-        blk.proj.bias[sum(blk.sizes[:3]) + int(Opcode.CLEAR_MEM)] += bias
+        for i, bias in ((0, bias0), (2, bias2)):
+            blk = model.blocks[i]
+            blk.proj.bias[sum(blk.sizes[:3]) + int(Opcode.CLEAR_MEM)] += bias
     got = forget_cell(model, "mosaic", facts=2, samples=1, n_buckets=model.config.buckets, max_new=4)
-    assert got["cleared"] == {"1": share}
+    assert got["cleared"] == {"0": float(bias0 > 0), "2": float(bias2 > 0)}
 
 
 def test_forget_example_asks_after_the_forget_turn():
