@@ -96,7 +96,7 @@ def forget_cell(model, arch: str, facts: int, samples: int = 16, n_buckets: int 
         mine = ops[torch.tensor([b for b, _ in at], dtype=torch.long),
                    torch.tensor([t for _, t in at], dtype=torch.long)]          # [labelled bytes, L]
         cleared = {str(i): float((mine[:, i] == Opcode.CLEAR_MEM).float().mean()) if at else 0.0
-                   for i in range(ops.shape[-1]) if model.config.has_memory(i)}
+                   for i in model.config.memory_layer_ids()}
     kept = sum(bool((pred[b, s - 1:t - 1] == ids[b, s:t]).all()) for b, e in enumerate(exs) for s, t in e.meta["answers"])
     n_kept = sum(len(e.meta["answers"]) for e in exs)
     asks = [(e, end, key, value) for e in exs for end, key, value in e.meta["forgotten"]]

@@ -73,7 +73,7 @@ def build_model(cfg: TrainConfig):
         torch.manual_seed(cfg.seed)
         return WindowLM(wcfg), wcfg.to_dict(), [], mcfg.buckets
     model = MosaicLM(mcfg)
-    mem = [i for i in range(mcfg.n_layers) if mcfg.has_memory(i)]
+    mem = list(mcfg.memory_layer_ids())
     # Layer 0's write key is a projection of the previous byte's embedding alone (no context
     # yet), so it cannot tell facts apart: the memory losses train the layers above it.
     if len(mem) > 1 and mem[0] == 0:

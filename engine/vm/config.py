@@ -107,6 +107,10 @@ class ModelConfig:
         """Whether layer ``layer`` owns a memory table."""
         return self.memory_layers is None or layer in self.memory_layers
 
+    def memory_layer_ids(self) -> tuple[int, ...]:
+        """The indices of the layers that own a memory table, in order."""
+        return tuple(i for i in range(self.n_layers) if self.has_memory(i))
+
     def lambdas(self) -> tuple[float, ...]:
         """Initial decay rates, fast to slow: ``lambda_init`` or 1 - logspace(0.5 .. 0.001)."""
         if self.lambda_init:

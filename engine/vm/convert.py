@@ -16,11 +16,10 @@ from engine.vm.model import MosaicLM
 
 
 def _kept_layers(model: MosaicLM, drop: list[int]) -> tuple[int, ...]:
-    cfg = model.config
-    have = [i for i in range(cfg.n_layers) if cfg.has_memory(i)]
+    have = model.config.memory_layer_ids()
     for i in drop:
         if i not in have:
-            raise ConfigError(f"memory_layers: layer {i} has no memory to drop (layers with memory: {have})")
+            raise ConfigError(f"memory_layers: layer {i} has no memory to drop (layers with memory: {list(have)})")
     kept = tuple(i for i in have if i not in drop)
     if not kept:
         raise ConfigError("memory_layers: dropping every memory leaves a model with no memory")

@@ -181,7 +181,7 @@ class VMState:
         batch = int(tensors["position"].shape[0]) if "position" in tensors else 0
         if batch < 1:
             raise StateError(f"state file {p} is corrupt (no position tensor)")
-        saved = _saved_config(meta)
+        saved = _saved_config(meta) if meta.get("fingerprint") != config.fingerprint() else None
         for i in dropped_memory(saved, config) if saved is not None else ():
             for name in ("mem_keys", "mem_values", "mem_utility", "mem_age", "mem_valid"):
                 k = f"layers.{i}.{name}"
@@ -217,11 +217,10 @@ def dropped_memory(saved: ModelConfig, config: ModelConfig) -> tuple[int, ...]:
     """The layers that have memory in ``saved`` and not in ``config``, where that is the only
     difference in what a state holds (``scripts/drop_memory.py`` made ``config`` from ``saved``);
     else ()."""
-    have = [i for i in range(saved.n_layers) if saved.has_memory(i)]
-    keep = [i for i in range(config.n_layers) if config.has_memory(i)]
+    have, keep = saved.memory_layer_ids(), config.memory_layer_ids()
     if saved.n_layers != config.n_layers or not set(keep) < set(have):
         return ()
-    if saved.replace(memory_layers=tuple(keep)).state_fingerprint() != config.state_fingerprint():
+    if saved.replace(memory_layers=keep).state_fingerprint() != config.state_fingerprint():
         return ()
     return tuple(i for i in have if i not in keep)
 

@@ -18,6 +18,7 @@ def test_presets_round_trip_through_json(name, tmp_path):
 def test_memory_layers_and_lambdas_round_trip():
     cfg = ModelConfig.preset("tiny").replace(n_layers=3, memory_layers=[2, 0], lambda_init=(0.3, 0.95))
     assert cfg.memory_layers == (0, 2) and [cfg.has_memory(i) for i in range(3)] == [True, False, True]
+    assert cfg.memory_layer_ids() == (0, 2) and cfg.replace(memory_layers=None).memory_layer_ids() == (0, 1, 2)
     assert ModelConfig.from_dict(cfg.to_dict()) == cfg
     assert cfg.lambdas() == (0.3, 0.95)
     spread = ModelConfig.preset("default").lambdas()

@@ -26,8 +26,7 @@ def _silent_layer0(seed: int, **changes):
 
 
 def _teacher(model, B, T, seed):
-    # labels only on layer 0's decisions would be ignored by the copy's other layers alike; a
-    # free schedule lets every layer decide, and a busy one makes layer 0 read and write a lot
+    # mostly WRITE, so layer 0's table fills (the state to load has something to leave out)
     return busy_teacher(B, T, model.config, seed, free=0.5)
 
 
