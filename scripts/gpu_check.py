@@ -314,6 +314,103 @@ def check_model(dev):
     net.zero_grad(set_to_none=True)
 
 
+def check_graphed_train(dev):
+    """Fixed read capacities (engine.vm.static_reads) against the exact forward on the GPU (logits,
+    state, gradients), then the CUDA-graphed training step (engine.train.graphed) against the same
+    steps run eagerly: the losses and every parameter's change over five steps, new inputs copied
+    in before each replay."""
+    import copy
+
+    import torch.nn.functional as F
+
+    from engine.bench.train import planner_mode
+    from engine.train.graphed import GraphedStep
+    from engine.vm.static_reads import count_reads, padded, read_capacity, read_overflow
+    from kernels.testing import error_ratio
+
+    net = build_model(dev, spread=True).train()
+    B, T = 3, 96
+    ids = torch.randint(0, 256, (B, T), device=dev)
+    teacher = busy_teacher(B, T, net.config, dev)
+
+    def run(capacity):
+        net.zero_grad(set_to_none=True)
+        with _mode_and(lambda: read_capacity(net, capacity)):
+            out = net(ids, teacher=teacher)
+            out.logits.float().square().mean().backward()
+            over = read_overflow(net)
+        return out, {n: p.grad.detach().clone() for n, p in net.named_parameters() if p.grad is not None}, over
+
+    exact, g_exact, _ = run(None)
+    cap = padded(count_reads(net, ids, teacher))
+    with planner_mode("chains"):
+        fixed, g_fixed, over = run(cap)
+    log(f"   capacities {cap} for reads of {B}x{T}; overflow {bool(over)}")
+    check("fixed capacities vs exact: logits", fixed.logits, exact.logits, 1e-5)
+    sx, sf = exact.state.named_tensors(), fixed.state.named_tensors()
+    same = all(torch.equal(sx[k], sf[k]) if not sx[k].is_floating_point() else error_ratio(sf[k], sx[k]) <= 1e-5
+               for k in sx)
+    RESULTS["checks"].append({"name": "fixed capacities vs exact: state", "ok": same and not bool(over)})
+    log(f"   {'ok ' if same else 'BAD'} fixed capacities vs exact: state")
+    worst = max((error_ratio(g_fixed[n], g) if g.abs().max() > 0 else float(g_fixed[n].abs().max()), n)
+                for n, g in g_exact.items())
+    ok = worst[0] <= 1e-4
+    RESULTS["checks"].append({"name": "fixed capacities vs exact: grads (worst)", "ok": ok, "err": worst[0]})
+    log(f"   {'ok ' if ok else 'BAD'} fixed capacities vs exact: grads, worst {worst[1]} {worst[0]:.2e}")
+
+    # the graphed step against eager steps from the same weights
+    torch.manual_seed(1)
+    base = build_model(dev).train()
+    batches = [torch.randint(0, 256, (4, 129), device=dev) for _ in range(5)]
+
+    def loss_of(m):
+        def f(x):
+            logits = m(x[:, :-1]).logits
+            return F.cross_entropy(logits.reshape(-1, 256).float(), x[:, 1:].reshape(-1))
+        return f
+    eager = copy.deepcopy(base)
+    opt = torch.optim.AdamW(eager.parameters(), lr=1e-3)
+    eager_losses = []
+    for x in batches[:1] * 3 + batches[3:]:   # the graph's three warm-up steps take its example batch
+        opt.zero_grad()
+        loss = loss_of(eager)(x)
+        loss.backward()
+        opt.step()
+        eager_losses.append(loss.item())
+    graphed = copy.deepcopy(base)
+    gopt = torch.optim.AdamW(graphed.parameters(), lr=1e-3, capturable=True)
+    cap = padded(count_reads(graphed, batches[0][:, :-1]), headroom=3.0)
+    flags = []
+
+    def graphed_loss(x):
+        loss = loss_of(graphed)(x)
+        flags[:] = [read_overflow(graphed)]
+        return loss
+    with _mode_and(lambda: planner_mode("chains")), read_capacity(graphed, cap):
+        step = GraphedStep(graphed_loss, gopt, (batches[0],), warmup=3)
+        graph_losses = []
+        for x in batches[3:]:
+            loss = float(step(x))
+            graph_losses.append(float("nan") if bool(flags[0]) else loss)   # reads past the capacity: fail
+    check("graphed step losses vs eager", torch.tensor(graph_losses), torch.tensor(eager_losses[3:]), 1e-4)
+    worst = max((error_ratio(pg - pb, pe - pb), n) for (n, pb), pe, pg in
+                zip(base.named_parameters(), eager.parameters(), graphed.parameters()))
+    ok = worst[0] <= 1e-3
+    RESULTS["checks"].append({"name": "graphed step parameter changes vs eager (worst)", "ok": ok, "err": worst[0]})
+    log(f"   {'ok ' if ok else 'BAD'} graphed step parameter changes vs eager: worst {worst[1]} {worst[0]:.2e}")
+
+
+def _mode_and(ctx):
+    """Triton kernels and the context ``ctx()`` makes, together."""
+    from contextlib import ExitStack
+
+    from engine.bench.decode import kernels_mode
+    stack = ExitStack()
+    stack.enter_context(kernels_mode("triton"))
+    stack.enter_context(ctx())
+    return stack
+
+
 def check_fastpath(dev):
     """Each fast path against eager model.step (naive kernels), free running, 24 tokens."""
     from engine.vm import fastpath
@@ -434,48 +531,58 @@ def _compiled_decode(dev):
 
 
 def _profile_train(dev):
-    """Where a MOSAIC training step spends its time (Triton kernels, device planner, the bench's
-    batch and length): the profiler's table by device time to profile_train.txt, and in the log
-    the step's wall time against the summed device time of its kernels and their count. A step
-    whose kernels sum to far less than its wall time is bound by launches and host work."""
+    """Where a MOSAIC training step spends its time (Triton kernels, the bench's batch and length),
+    run eagerly two ways: the device planner with exact reads, and the chains planner at fixed read
+    capacities (the kernels the CUDA-graphed step replays). The profiler's table by device time to
+    profile_train[_fixed].txt, and in the log each step's wall time against the summed device time
+    of its kernels and their count. A step whose kernels sum to far less than its wall time is
+    bound by launches and host work; the kernels' sum bounds what a graph of it can reach."""
+    from contextlib import ExitStack
+
     from torch.profiler import ProfilerActivity, profile
 
     from engine.bench.decode import kernels_mode, load_bench_model
     from engine.bench.train import _train_step_fn, planner_mode
+    from engine.vm.static_reads import count_reads, padded, read_capacity
 
     gpu = dev.type == "cuda"
     sync = torch.cuda.synchronize if gpu else (lambda: None)
     torch.backends.cuda.matmul.allow_tf32 = True
     net = load_bench_model(None, dev).train()
     ids = torch.randint(0, 256, (16, 513) if gpu else (2, 65), device=dev)
-    with kernels_mode("triton" if gpu else "naive"), planner_mode("device"):
-        step = _train_step_fn(net, ids, lambda m, x: m(x).logits)
-        for _ in range(2):
-            step()
-        sync()
-        steps = 3
-        acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if gpu else [])
-        with profile(activities=acts) as prof:
-            t = time.perf_counter()
-            for _ in range(steps):
+    RESULTS["profile_train"] = {}
+    for name, planner, fixed in (("device planner", "device", False), ("fixed", "chains", True)):
+        with ExitStack() as stack:
+            stack.enter_context(kernels_mode("triton" if gpu else "naive"))
+            stack.enter_context(planner_mode(planner))
+            if fixed:
+                stack.enter_context(read_capacity(net, padded(count_reads(net, ids[:, :-1]))))
+            step = _train_step_fn(net, ids, lambda m, x: m(x).logits)
+            for _ in range(2):
                 step()
             sync()
-            wall = (time.perf_counter() - t) / steps
-    events = prof.key_averages()
-    key = "self_cpu_time_total" if not gpu else (
-        "self_cuda_time_total" if hasattr(events[0], "self_cuda_time_total") else "self_device_time_total")
-    table = events.table(sort_by=key, row_limit=40)
-    if OUT_DIR is not None:
-        (OUT_DIR / "profile_train.txt").write_text(table + "\n")
-    kernels = [e for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA]
-    log(f"   {len(prof.events()) / steps:,.0f} profiler events per step")
-    busy = sum(e.time_range.elapsed_us() for e in kernels) / steps
-    log(f"   train step: wall {wall * 1e3:.1f} ms, kernels {len(kernels) / steps:,.0f} per step, "
-        f"summed kernel time {busy / 1e3:.1f} ms ({busy / (wall * 1e6):.0%} of the wall time)")
-    RESULTS["profile_train"] = {"wall_ms": wall * 1e3, "kernels_per_step": len(kernels) / steps,
-                                "kernel_ms": busy / 1e3}
-    for line in table.splitlines()[:25]:
-        log("   " + line)
+            steps = 3
+            acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if gpu else [])
+            with profile(activities=acts) as prof:
+                t = time.perf_counter()
+                for _ in range(steps):
+                    step()
+                sync()
+                wall = (time.perf_counter() - t) / steps
+        events = prof.key_averages()
+        key = "self_cpu_time_total" if not gpu else (
+            "self_cuda_time_total" if hasattr(events[0], "self_cuda_time_total") else "self_device_time_total")
+        table = events.table(sort_by=key, row_limit=40)
+        if OUT_DIR is not None:
+            (OUT_DIR / f"profile_train{'_fixed' if fixed else ''}.txt").write_text(table + "\n")
+        kernels = [e for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA]
+        busy = sum(e.time_range.elapsed_us() for e in kernels) / steps
+        log(f"   {name}: train step wall {wall * 1e3:.1f} ms, kernels {len(kernels) / steps:,.0f} per step, "
+            f"summed kernel time {busy / 1e3:.1f} ms ({busy / max(wall * 1e6, 1e-9):.0%} of the wall time)")
+        RESULTS["profile_train"][name] = {"wall_ms": wall * 1e3, "kernels_per_step": len(kernels) / steps,
+                                          "kernel_ms": busy / 1e3}
+        for line in table.splitlines()[:25]:
+            log("   " + line)
 
 
 def main():
@@ -519,7 +626,9 @@ def main():
         from engine.bench.train import bench_train
         section("check model triton vs naive", check_model, dev)
         section("check planner chains vs ranks", check_planner, dev)
+        section("check graphed training step", check_graphed_train, dev)
         section("time train", time_report, bench_train, dev)
+        section("time train, batch 64", time_report, bench_train, dev, batch=64)
         section("profile a training step", _profile_train, dev)
         return _finish(out)
     section("check scan twin", check_scan, dev)
@@ -531,6 +640,7 @@ def main():
     section("check fast decode paths", check_fastpath, dev)
     if DRY:
         return _finish(out)
+    section("check graphed training step", check_graphed_train, dev)
     torch.cuda.synchronize()
 
     def left():

@@ -33,6 +33,7 @@ from engine.vm.memory import Memory, gather_rows, plan
 from engine.vm.plan_batched import TensorPlan, plan_batched
 from engine.vm.registers import Registers
 from engine.vm.state import LayerState
+from engine.vm.static_reads import compact
 
 NOP = int(Opcode.NOP)
 READ, WRITE, CLEAR, IDLE = int(Opcode.READ_MEM), int(Opcode.WRITE_MEM), int(Opcode.CLEAR_MEM), int(Opcode.IDLE)
@@ -78,6 +79,11 @@ class MosaicBlock(nn.Module):
         self.dk, self.dv = cfg.key_dim, cfg.value_dim
         self.clear_confidence = float(cfg.clear_confidence)
         self.register_buffer("opcode_ids", torch.arange(N_OPCODES), persistent=False)
+        # forward's reads: exact (None; a GPU waits for the count) or at most a fixed number per
+        # kind, so that no shape depends on the data (engine.vm.static_reads); then read_overflow
+        # is a bool tensor, True where the last forward had more reads than that
+        self.read_capacity = None
+        self.read_overflow: torch.Tensor | None = None
 
     # --- shared pieces -------------------------------------------------------------------------
     def _mlp(self, c: torch.Tensor) -> torch.Tensor:
@@ -198,8 +204,14 @@ class MosaicBlock(nn.Module):
         stored = v * ste(gate.to(v.dtype), g).unsqueeze(-1) * sel[..., WRITE:WRITE + 1]
         with torch.no_grad():
             bucket = m.force(write_logits, t_bucket).argmax(-1)
-            is_read = (op == READ) | (op == SCAN)
-            rows, pos = is_read.nonzero(as_tuple=True)
+            # READ positions, then SCAN positions, as flat ids b * T + t (padding: B * T)
+            cap = self.read_capacity
+            f_read, over_read = compact(op == READ, None if cap is None else cap.reads)
+            f_scan, over_scan = compact(op == SCAN, None if cap is None else cap.scans)
+            self.read_overflow = None if cap is None else over_read | over_scan
+            n_read, flat_pos = f_read.shape[0], torch.cat([f_read, f_scan])
+            at = flat_pos.clamp(max=B * T - 1)   # padding reads position 0 of row 0; its output is dropped
+            rows, pos = at // T, at % T
             tb = None if t_bucket is None else t_bucket[rows, pos]
             probes = m.force(read_logits[rows, pos], tb).topk(m.Ps, dim=-1).indices
             pl = plan_slots(threshold=m.threshold, write=(op == WRITE) & gate, clear=op == CLEAR,
@@ -210,25 +222,24 @@ class MosaicBlock(nn.Module):
         all_keys = torch.cat([st.mem_keys.reshape(B, NB * W, -1), keys], dim=1).reshape(B * span, -1)
         all_vals = torch.cat([st.mem_values.reshape(B, NB * W, -1), stored], dim=1).reshape(B * span, -1)
         M = None
-        if len(pl.read_rows):
+        if flat_pos.shape[0]:
             events = pl.read_events                                           # [N, Ps*W]
-            scans = op[rows, pos] == SCAN
-            outs, idx = [], []
-            for wide in (False, True):  # READ gathers its P probes only; SCAN all Ps (and both reads)
-                g = (scans == wide).nonzero(as_tuple=True)[0]
-                if len(g) == 0:
+            outs = []
+            for wide, part in ((False, slice(0, n_read)), (True, slice(n_read, None))):
+                r, p = rows[part], pos[part]
+                if r.shape[0] == 0:
                     continue
-                r, p = rows[g], pos[g]
-                e = events[g] if wide else events[g, : m.P * W]
+                # READ gathers its P probes only; SCAN all Ps (and both reads)
+                e = events[part] if wide else events[part, : m.P * W]
                 flat = r.unsqueeze(1) * span + e.clamp(min=0)
                 ks, vs = gather_rows(all_keys, flat), gather_rows(all_vals, flat)
                 if wide:
                     outs.append(m.mix(q[r, p], ks, vs, e >= 0, sel[r, p, READ], sel[r, p, SCAN]))
                 else:
                     outs.append(m.mix_read_only(q[r, p], ks, vs, e >= 0, sel[r, p, READ]))
-                idx.append(g)
-            g = torch.cat(idx)
-            M = q.new_zeros(B, T, m.out.out_features).index_put((rows[g], pos[g]), torch.cat(outs))
+            # one spare row takes the padding's outputs and is cut off
+            M = q.new_zeros(B * T + 1, m.out.out_features).index_copy(0, flat_pos, torch.cat(outs))
+            M = M[: B * T].view(B, T, -1)
         # the final table, gathered from the events that occupy each slot
         with torch.no_grad():
             fin = pl.final.reshape(B, NB * W)

@@ -79,15 +79,22 @@ def plan_batched(*, threshold: float, write: torch.Tensor, clear: torch.Tensor, 
     occ = torch.cat([torch.where(valid[:C], slot_ids.repeat(B, 1), -1), valid.new_full((1, W), -1, dtype=torch.long)])
     init_occ = occ[:C].reshape(-1).clone()                      # every slot's occupant at time 0
 
+    if walker == "chains":
+        # every position is an event, those without a write or clear on the scratch chain C, which
+        # no program walks: no nonzero, so no shape depends on the data (a CUDA graph can hold it)
+        rows = torch.arange(B, device=dev).repeat_interleave(T)
+        ts = torch.arange(T, device=dev).repeat(B)
+        chain = torch.where((write | clear).reshape(-1), rows * NB + bucket.reshape(-1), C)
+        chain, order = torch.sort(chain, stable=True)               # stable: time order per chain
+        rows, ts = rows[order], ts[order]
+        final, ev_slot, ev_time, ev_occ = _walk(chain, rows, ts, write, kn, utility, pos0, valid[:C], ck[:C],
+                                                cu[:C], ca[:C], occ[:C], threshold, B, NB, W)
+        return _reads(final, init_occ, ev_slot, ev_time, ev_occ, read_rows, read_pos, read_probes, B, S, W, span)
     # events in (chain, time) order; rank = index within the chain
     rows, ts = (write | clear).nonzero(as_tuple=True)          # row-major: time order per row
     chain = rows * NB + bucket[rows, ts]
     chain, order = torch.sort(chain, stable=True)
     rows, ts = rows[order], ts[order]
-    if walker == "chains":
-        final, ev_slot, ev_time, ev_occ = _walk(chain, rows, ts, write, kn, utility, pos0, valid[:C], ck[:C],
-                                                cu[:C], ca[:C], occ[:C], threshold, B, NB, W)
-        return _reads(final, init_occ, ev_slot, ev_time, ev_occ, read_rows, read_pos, read_probes, B, S, W, span)
     _, counts = torch.unique_consecutive(chain, return_counts=True)
     starts = torch.repeat_interleave(torch.cumsum(counts, 0) - counts, counts)
     rank = torch.arange(len(chain), device=dev) - starts
@@ -127,12 +134,15 @@ def plan_batched(*, threshold: float, write: torch.Tensor, clear: torch.Tensor, 
 
 
 def _walk(chain, rows, ts, write, kn, utility, pos0, valid, ck, cu, ca, occ, threshold, B, NB, W):
-    """The chains walker: events (sorted by chain, then time) handed to kernels.chains.walk_chains.
+    """The chains walker: events (sorted by chain, then time; chain C the scratch chain of positions
+    without an event, walked by no program) handed to kernels.chains.walk_chains.
     Returns (final occupants [B, NB, W], history slot, time and occupant of every event)."""
     from kernels.chains import walk_chains
     C, S = B * NB, NB * W
+    # chain lengths by index_add, not bincount (which reads its maximum back to the host)
+    counts = torch.zeros(C + 1, dtype=torch.long, device=chain.device).index_add_(0, chain, torch.ones_like(chain))
     starts = torch.zeros(C + 1, dtype=torch.long, device=chain.device)
-    starts[1:] = torch.cumsum(torch.bincount(chain, minlength=C), 0)
+    starts[1:] = torch.cumsum(counts[:C], 0)
     is_write = write[rows, ts]
     ev_occ = torch.where(is_write, S + ts, -1)
     final, way, act = walk_chains(starts, is_write, kn[rows, ts], utility[rows, ts].float(), pos0[rows] + ts,
