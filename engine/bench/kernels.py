@@ -54,12 +54,36 @@ def _read_case(N: int, S: int, dk: int, dv: int, device, backward: bool):
     return run, nbytes, N
 
 
+def _rows_case(N: int, S: int, plain: int, R: int, dk: int, dv: int, device, backward: bool):
+    """Reads of rows of shared tables (training's memory path): N reads of S rows out of R, 30% dead."""
+    q = torch.randn(N, dk, device=device, requires_grad=backward)
+    k = torch.randn(R, dk, device=device, requires_grad=backward)
+    v = torch.randn(R, dv, device=device, requires_grad=backward)
+    index = torch.randint(0, R, (N, S), device=device)
+    mask = torch.rand(N, S, device=device) > 0.3
+    cots = [torch.randn(N, dv, device=device) for _ in range(2)]
+    # the live rows read once, index and mask read once, queries read and outputs written
+    nbytes = F32 * (N * dk + int(0.7 * N * S) * (dk + dv) + 2 * N * dv) + N * S * 9
+    if backward:
+        nbytes *= 2
+
+    def run(fn):
+        def go():
+            outs = [o for o in fn(q, k, v, index, mask, plain) if o is not None]
+            if backward:
+                torch.autograd.grad(outs, (q, k, v), cots[:len(outs)])
+        return go
+    return run, nbytes, N
+
+
 def _cases(device: torch.device, small: bool):
     """(op, shape label, builder) for the sizes the default model uses."""
     if small:  # CPU: keep it quick
         return [
             ("scan fwd", "B2 T128 N256", lambda: _scan_case(2, 128, 256, device, False)),
             ("read fwd", "N256 S64 dk32 dv64", lambda: _read_case(256, 64, 32, 64, device, False)),
+            ("rows fwd+bwd (train SCAN)", "N128 S256 p64 R4096", lambda: _rows_case(128, 256, 64, 4096, 32, 64,
+                                                                                   device, True)),
         ]
     return [
         ("scan fwd", "B16 T512 N256", lambda: _scan_case(16, 512, 256, device, False)),
@@ -68,6 +92,11 @@ def _cases(device: torch.device, small: bool):
         ("read fwd (train)", "N8192 S64 dk32 dv64", lambda: _read_case(8192, 64, 32, 64, device, False)),
         ("read fwd+bwd (train)", "N8192 S64 dk32 dv64", lambda: _read_case(8192, 64, 32, 64, device, True)),
         ("read fwd (scan)", "N8192 S256 dk32 dv64", lambda: _read_case(8192, 256, 32, 64, device, False)),
+        # training's reads of the sequence's rows: B16 x T512 of the default model, ~10% READ / SCAN
+        ("rows fwd+bwd (train READ)", "N832 S64 R40960", lambda: _rows_case(832, 64, 64, 40960, 32, 64,
+                                                                           device, True)),
+        ("rows fwd+bwd (train SCAN)", "N832 S256 p64 R40960", lambda: _rows_case(832, 256, 64, 40960, 32, 64,
+                                                                                device, True)),
     ]
 
 
@@ -80,11 +109,12 @@ def _impls(op: str) -> tuple[Callable, Callable | None]:
         except Exception:
             return naive.linear_scan, None
     from kernels.memory import naive
+    name = "read_rows" if op.startswith("rows") else "read_slots"
     try:
         from kernels.memory import triton as tw
-        return naive.read_slots, tw.read_slots
+        return getattr(naive, name), getattr(tw, name)
     except Exception:
-        return naive.read_slots, None
+        return getattr(naive, name), None
 
 
 def _memory_step_rows(device: torch.device, iters: int) -> list[dict]:

@@ -5,7 +5,8 @@ backward, AdamW update. MOSAIC runs with the naive kernels and (on a GPU) the Tr
 twins; the baseline is the trainer's own window transformer (engine.train.window), sized
 to MOSAIC's width, depth and parameter count, attention through PyTorch's SDPA over a
 window equal to the training length.
-All paths share device, precision (float32, TF32 matmuls on a GPU), batch and length.
+All paths share device, precision (float32, TF32 matmuls on a GPU), batch, length and optimizer
+(AdamW, the fused one on a GPU).
 MOSAIC rows also give the time of the slot-planning pass per token and as a share of the step
 (batched on the device by default; ``MOSAIC_PLANNER=host`` times the NumPy reference walk, while
 the device waits for the host; on a GPU ``MOSAIC_PLANNER=chains`` the Triton chain walker).
@@ -32,7 +33,7 @@ def n_params(model: torch.nn.Module) -> int:
 
 
 def _train_step_fn(net: torch.nn.Module, ids: torch.Tensor, logits_of):
-    opt = torch.optim.AdamW(net.parameters(), lr=1e-4)
+    opt = torch.optim.AdamW(net.parameters(), lr=1e-4, fused=ids.is_cuda)
 
     def step():
         opt.zero_grad(set_to_none=True)
@@ -151,7 +152,7 @@ def _graphed(net: torch.nn.Module, ids: torch.Tensor, logits_of, extra=None):
     a no-argument callable that replays it. ``extra(net)``, run inside the captured forward,
     returns tensors that each replay refreshes (kept in the callable's ``outputs``)."""
     from engine.train.graphed import GraphedStep
-    opt = torch.optim.AdamW(net.parameters(), lr=1e-4, capturable=True)
+    opt = torch.optim.AdamW(net.parameters(), lr=1e-4, fused=True, capturable=True)
     outputs: list = []
 
     def loss_of(x):

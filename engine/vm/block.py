@@ -29,7 +29,7 @@ from torch import nn
 
 from engine.vm.config import ModelConfig
 from engine.vm.isa import N_OPCODES, Opcode
-from engine.vm.memory import Memory, gather_rows, plan
+from engine.vm.memory import Memory, plan
 from engine.vm.plan_batched import TensorPlan, plan_batched
 from engine.vm.registers import Registers
 from engine.vm.state import LayerState
@@ -190,7 +190,7 @@ class MosaicBlock(nn.Module):
         return y, new, aux
 
     def _memory_forward(self, q, keys, v, util_logits, gate_logits, op, gate, sel, st, pos0, t_bucket, aux):
-        """Memory of a sequence: plan slots without grad, then differentiable gathered reads.
+        """Memory of a sequence: plan slots without grad, then differentiable reads of the rows they name.
 
         Returns (M [B, T, d], final table (keys, values, utility, age, valid)).
         """
@@ -210,10 +210,12 @@ class MosaicBlock(nn.Module):
             f_scan, over_scan = compact(op == SCAN, None if cap is None else cap.scans)
             self.read_overflow = None if cap is None else over_read | over_scan
             n_read, flat_pos = f_read.shape[0], torch.cat([f_read, f_scan])
-            at = flat_pos.clamp(max=B * T - 1)   # padding reads position 0 of row 0; its output is dropped
+            real = flat_pos < B * T
+            # padding reads distinct positions (no two of its outputs or gradients meet) and no slot
+            at = torch.where(real, flat_pos, torch.arange(flat_pos.shape[0], device=q.device) % (B * T))
             rows, pos = at // T, at % T
-            tb = None if t_bucket is None else t_bucket[rows, pos]
-            probes = m.force(read_logits[rows, pos], tb).topk(m.Ps, dim=-1).indices
+            tb = None if t_bucket is None else t_bucket.reshape(-1)[at]
+            probes = m.force(read_logits.reshape(B * T, -1)[at], tb).topk(m.Ps, dim=-1).indices
             pl = plan_slots(threshold=m.threshold, write=(op == WRITE) & gate, clear=op == CLEAR,
                             bucket=bucket, keys=keys.detach(), utility=utility.detach(), pos0=pos0,
                             read_rows=rows, read_pos=pos, read_probes=probes, init_valid=st.mem_valid,
@@ -224,19 +226,18 @@ class MosaicBlock(nn.Module):
         M = None
         if flat_pos.shape[0]:
             events = pl.read_events                                           # [N, Ps*W]
+            q_at, sel_at = q.reshape(B * T, -1).index_select(0, at), sel.reshape(B * T, -1).index_select(0, at)
             outs = []
             for wide, part in ((False, slice(0, n_read)), (True, slice(n_read, None))):
-                r, p = rows[part], pos[part]
-                if r.shape[0] == 0:
+                if rows[part].shape[0] == 0:
                     continue
-                # READ gathers its P probes only; SCAN all Ps (and both reads)
+                # READ reads its P probes only; SCAN all Ps (and both reads)
                 e = events[part] if wide else events[part, : m.P * W]
-                flat = r.unsqueeze(1) * span + e.clamp(min=0)
-                ks, vs = gather_rows(all_keys, flat), gather_rows(all_vals, flat)
-                if wide:
-                    outs.append(m.mix(q[r, p], ks, vs, e >= 0, sel[r, p, READ], sel[r, p, SCAN]))
-                else:
-                    outs.append(m.mix_read_only(q[r, p], ks, vs, e >= 0, sel[r, p, READ]))
+                index = rows[part].unsqueeze(1) * span + e.clamp(min=0)
+                live = (e >= 0) & real[part].unsqueeze(1)
+                s = sel_at[part]
+                outs.append(m.mix_rows(q_at[part], all_keys, all_vals, index, live, s[:, READ],
+                                       s[:, SCAN] if wide else None))
             # one spare row takes the padding's outputs and is cut off
             M = q.new_zeros(B * T + 1, m.out.out_features).index_copy(0, flat_pos, torch.cat(outs))
             M = M[: B * T].view(B, T, -1)

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from kernels.memory import read_slots
+from kernels.memory import read_rows
 
 _BIG_AGE = torch.iinfo(torch.long).max
 
@@ -94,16 +94,22 @@ class Memory(nn.Module):
         hit = bucket.unsqueeze(-1) == ids  # -1 (free) matches nothing
         return logits.masked_fill(hit, float("inf"))
 
-    def mix(self, q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, live: torch.Tensor,
-            sel_read: torch.Tensor, sel_scan: torch.Tensor) -> torch.Tensor:
-        """Memory contribution [N, d] = W_o (sel_read * read_P + sel_scan * read_scan).
+    def mix_rows(self, q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, index: torch.Tensor,
+                 live: torch.Tensor, sel_read: torch.Tensor, sel_scan: torch.Tensor | None) -> torch.Tensor:
+        """Memory contribution [N, d] = W_o (sel_read * read_P + sel_scan * read_scan) of N reads
+        whose slots are rows of the tables keys [R, dk] / values [R, dv] (forward's sequence).
 
-        q [N, dk]; keys [N, Ps*W, dk], values [N, Ps*W, dv], live [N, Ps*W]: the
-        slots of the top-Ps probes, probe-major; the first P*W are the plain read's.
+        q [N, dk]; index [N, S] rows, live [N, S]: the slots of the probes, probe-major. SCAN:
+        S = Ps*W and both reads (the plain one over the first P*W slots). READ: S = P*W and
+        sel_scan None: where SCAN is not selected its term is exactly zero in value, so forward
+        skips the wide read there (4x fewer slots); only the STE gradient toward choosing SCAN
+        at a READ is given up.
         """
-        r_scan = read_slots(q, keys, values, live)
-        r_p = read_slots(q, keys, values, live & self.probe_mask)
-        return self.out(sel_read.unsqueeze(-1) * r_p + sel_scan.unsqueeze(-1) * r_scan)
+        r_p, r_scan = read_rows(q, keys, values, index, live, self.P * self.W)
+        mixed = sel_read.unsqueeze(-1) * r_p
+        if sel_scan is not None:
+            mixed = mixed + sel_scan.unsqueeze(-1) * r_scan
+        return self.out(mixed)
 
     def mix_pair(self, q, keys, values, live, sel_read, sel_scan) -> torch.Tensor:
         """:meth:`mix` for decoding, scoring the slots once for both reads.

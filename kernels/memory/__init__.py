@@ -18,4 +18,17 @@ def read_slots(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, mask: 
     return naive.read_slots(q, keys, values, mask)
 
 
-__all__ = ["read_slots"]
+def read_rows(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, index: torch.Tensor,
+              mask: torch.Tensor, plain: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Plain (first ``plain`` slots) and wide (all S) reads of rows of shared tables: q [N, dk],
+    keys [R, dk], values [R, dv], index [N, S] long, mask [N, S] bool -> ([N, dv], [N, dv] or None).
+
+    See :func:`kernels.memory.naive.read_rows` for the spec.
+    """
+    twin = backend.use_triton("memory", q)
+    if twin is not None:
+        return twin.read_rows(q, keys, values, index, mask, plain)
+    return naive.read_rows(q, keys, values, index, mask, plain)
+
+
+__all__ = ["read_rows", "read_slots"]

@@ -24,3 +24,22 @@ def read_slots(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, mask: 
     denom = w.sum(dim=-1, keepdim=True)
     w = w / torch.where(denom > 0, denom, torch.ones_like(denom))
     return (w.unsqueeze(1) @ values).squeeze(1)
+
+
+def read_rows(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, index: torch.Tensor,
+              mask: torch.Tensor, plain: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Reads whose slots are rows of shared tables: the training-time memory path.
+
+    q: [N, dk]; keys: [R, dk] and values: [R, dv] every row any read may see; index: [N, S]
+    long, the rows read n sees (probe-major); mask: [N, S] bool, True where live; plain: the
+    plain read covers the first ``plain`` slots (<= S). Returns (r_plain [N, dv], r_wide [N, dv]
+    over all S slots, or None when plain == S): :func:`read_slots` of the gathered rows.
+    Differentiable in q, keys and values (a row read by several queries sums their gradients).
+    """
+    S = index.shape[1]
+    if not 0 < plain <= S:
+        raise ValueError(f"plain must be in [1, {S}], got {plain}")
+    k = keys.index_select(0, index.reshape(-1)).view(*index.shape, keys.shape[-1])
+    v = values.index_select(0, index.reshape(-1)).view(*index.shape, values.shape[-1])
+    r_plain = read_slots(q, k[:, :plain], v[:, :plain], mask[:, :plain])
+    return r_plain, (read_slots(q, k, v, mask) if plain < S else None)

@@ -290,3 +290,137 @@ def table_write_(mem_keys: torch.Tensor, mem_values: torch.Tensor, mem_utility: 
                               wslot, cslot, NB, W, DK, DV, float(threshold),
                               BW=p2(W), BK=p2(DK), BV=p2(DV), num_warps=1)
     return wslot, cslot
+
+
+# ---------------------------------------------------------------------------------------------
+# Training: reads of rows of shared tables (no gathered copies), plain and wide in one pass
+# ---------------------------------------------------------------------------------------------
+@triton.jit
+def _softmax_read(logits, live, v):
+    """(out [BV], lse) of the masked softmax read of v [BS, BV] by logits [BS]; zeros and -inf
+    where nothing is live."""
+    l = tl.where(live, logits, float("-inf"))
+    mx = tl.max(l, axis=0)
+    any_live = mx > float("-inf")
+    mx = tl.where(any_live, mx, 0.0)
+    e = tl.where(live, tl.exp(l - mx), 0.0)
+    den = tl.where(any_live, tl.sum(e, axis=0), 1.0)
+    out = tl.sum(e[:, None] * v, axis=0) / den
+    return out, tl.where(any_live, mx + tl.log(den), float("-inf"))
+
+
+@triton.jit
+def _rows_fwd_kernel(q_ptr, k_ptr, v_ptr, idx_ptr, mask_ptr, rp_ptr, rw_ptr, lsep_ptr, lsew_ptr,
+                     S, PLAIN, DK, DV, scale,
+                     WIDE: tl.constexpr, BS: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr):
+    n = tl.program_id(0).to(tl.int64)
+    s = tl.arange(0, BS)
+    ok = tl.arange(0, BK)
+    ov = tl.arange(0, BV)
+    ms, mk, mv = s < S, ok < DK, ov < DV
+    live = (tl.load(mask_ptr + n * S + s, mask=ms, other=0) != 0) & ms
+    row = tl.load(idx_ptr + n * S + s, mask=ms, other=0)
+    q = tl.load(q_ptr + n * DK + ok, mask=mk, other=0.0)
+    # only live rows are read: a dead slot costs no memory traffic
+    k = tl.load(k_ptr + row[:, None] * DK + ok[None, :], mask=live[:, None] & mk[None, :], other=0.0)
+    v = tl.load(v_ptr + row[:, None] * DV + ov[None, :], mask=live[:, None] & mv[None, :], other=0.0)
+    logits = tl.sum(k * q[None, :], axis=1) * scale
+    out, lse = _softmax_read(logits, live & (s < PLAIN), v)
+    tl.store(rp_ptr + n * DV + ov, out, mask=mv)
+    tl.store(lsep_ptr + n, lse)
+    if WIDE:
+        out, lse = _softmax_read(logits, live, v)
+        tl.store(rw_ptr + n * DV + ov, out, mask=mv)
+        tl.store(lsew_ptr + n, lse)
+
+
+@triton.jit
+def _softmax_read_grad(logits, live, lse, v, do):
+    """(d logits [BS], d v [BS, BV]) of :func:`_softmax_read` for the cotangent do [BV]."""
+    lse = tl.where(lse > float("-inf"), lse, 0.0)
+    p = tl.where(live, tl.exp(logits - lse), 0.0)
+    dp = tl.sum(v * do[None, :], axis=1)
+    return p * (dp - tl.sum(p * dp, axis=0)), p[:, None] * do[None, :]
+
+
+@triton.jit
+def _rows_bwd_kernel(q_ptr, k_ptr, v_ptr, idx_ptr, mask_ptr, lsep_ptr, lsew_ptr, drp_ptr, drw_ptr,
+                     dq_ptr, dk_ptr, dv_ptr,
+                     S, PLAIN, DK, DV, scale,
+                     WIDE: tl.constexpr, BS: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr):
+    n = tl.program_id(0).to(tl.int64)
+    s = tl.arange(0, BS)
+    ok = tl.arange(0, BK)
+    ov = tl.arange(0, BV)
+    ms, mk, mv = s < S, ok < DK, ov < DV
+    live = (tl.load(mask_ptr + n * S + s, mask=ms, other=0) != 0) & ms
+    row = tl.load(idx_ptr + n * S + s, mask=ms, other=0)
+    q = tl.load(q_ptr + n * DK + ok, mask=mk, other=0.0)
+    km, vm = live[:, None] & mk[None, :], live[:, None] & mv[None, :]
+    k = tl.load(k_ptr + row[:, None] * DK + ok[None, :], mask=km, other=0.0)
+    v = tl.load(v_ptr + row[:, None] * DV + ov[None, :], mask=vm, other=0.0)
+    logits = tl.sum(k * q[None, :], axis=1) * scale
+    do = tl.load(drp_ptr + n * DV + ov, mask=mv, other=0.0)
+    ds, dv = _softmax_read_grad(logits, live & (s < PLAIN), tl.load(lsep_ptr + n), v, do)
+    if WIDE:
+        do = tl.load(drw_ptr + n * DV + ov, mask=mv, other=0.0)
+        ds_w, dv_w = _softmax_read_grad(logits, live, tl.load(lsew_ptr + n), v, do)
+        ds += ds_w
+        dv += dv_w
+    ds = ds * scale
+    tl.store(dq_ptr + n * DK + ok, tl.sum(ds[:, None] * k, axis=0), mask=mk)
+    # rows shared by several reads sum their gradients; dead slots add nothing
+    tl.atomic_add(dk_ptr + row[:, None] * DK + ok[None, :], ds[:, None] * q[None, :], mask=km)
+    tl.atomic_add(dv_ptr + row[:, None] * DV + ov[None, :], dv, mask=vm)
+
+
+def _rows_launch(S: int, DK: int, DV: int) -> dict:
+    BS, BK, BV = _blocks(S, DK, DV)
+    return dict(BS=BS, BK=BK, BV=BV, num_warps=4 if BS <= 64 else 8)
+
+
+class _RowsRead(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, q, keys, values, index, mask, plain, scale):
+        N, S = index.shape
+        DK, DV = keys.shape[-1], values.shape[-1]
+        wide = plain < S
+        dev = q.device
+        rp = torch.empty(N, DV, device=dev, dtype=torch.float32)
+        rw = torch.empty(N, DV if wide else 0, device=dev, dtype=torch.float32)
+        lse = torch.empty(2, N, device=dev, dtype=torch.float32)
+        if N:
+            _rows_fwd_kernel[(N,)](q, keys, values, index, mask, rp, rw, lse[0], lse[1], S, plain, DK, DV,
+                                   float(scale), WIDE=wide, **_rows_launch(S, DK, DV))
+        ctx.save_for_backward(q, keys, values, index, mask, lse)
+        ctx.plain, ctx.scale, ctx.wide = plain, scale, wide
+        ctx.set_materialize_grads(False)
+        return rp, rw
+
+    @staticmethod
+    def backward(ctx, drp, drw):
+        q, keys, values, index, mask, lse = ctx.saved_tensors
+        N, S = index.shape
+        DK, DV = keys.shape[-1], values.shape[-1]
+        dq = torch.zeros_like(q)
+        dk, dv = torch.zeros_like(keys), torch.zeros_like(values)
+        if N == 0 or (drp is None and drw is None):
+            return dq, dk, dv, None, None, None, None
+        drp = torch.zeros(N, DV, device=q.device) if drp is None else drp.float().contiguous()
+        drw = (torch.zeros(N, DV, device=q.device) if drw is None else drw.float().contiguous()) if ctx.wide else drp
+        _rows_bwd_kernel[(N,)](q, keys, values, index, mask, lse[0], lse[1], drp, drw, dq, dk, dv,
+                               S, ctx.plain, DK, DV, float(ctx.scale), WIDE=ctx.wide, **_rows_launch(S, DK, DV))
+        return dq, dk, dv, None, None, None, None
+
+
+def read_rows(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, index: torch.Tensor,
+              mask: torch.Tensor, plain: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Same contract as :func:`kernels.memory.naive.read_rows`: one program per read loads only its
+    live rows, computes the plain and (plain < S) the wide read from one set of scores, and its
+    backward adds each live row's gradient into the tables atomically."""
+    S = index.shape[1]
+    if not 0 < plain <= S:
+        raise ValueError(f"plain must be in [1, {S}], got {plain}")
+    rp, rw = _RowsRead.apply(q.float().contiguous(), keys.float().contiguous(), values.float().contiguous(),
+                             index.contiguous(), mask.to(torch.int8).contiguous(), plain, q.shape[-1] ** -0.5)
+    return rp, (rw if plain < S else None)

@@ -118,3 +118,53 @@ def test_table_read_empty_table_reads_zero():
                                randn(B, NB, W, dk, seed=1), randn(B, NB, W, dv, seed=2),
                                torch.zeros(B, NB, W, dtype=torch.bool), 1)
     assert torch.equal(r_p, torch.zeros(B, dv)) and torch.equal(r_s, torch.zeros(B, dv))
+
+
+# --- reads of rows of shared tables (training) -----------------------------------------------
+ROW_CASES = [
+    (1, 1, 1, 1, 3, 5, "all"),          # one read of one row
+    (7, 9, 3, 40, 7, 6, "random"),      # odd sizes; a plain read and a wide one; rows shared
+    (5, 64, 64, 300, 32, 64, "random"), # plain only (the READ groups of the model)
+    (4, 256, 64, 97, 32, 64, "random"), # a SCAN: 32 probes x 8 ways over few rows (many shared)
+    (3, 24, 8, 50, 16, 48, "none"),     # nothing live: zeros, zero gradients
+]
+
+
+@pytest.mark.parametrize("N,S,plain,R,dk,dv,kind", ROW_CASES, ids=[f"N{c[0]}-S{c[1]}-p{c[2]}-R{c[3]}-{c[6]}"
+                                                                   for c in ROW_CASES])
+def test_read_rows_matches_naive(N, S, plain, R, dk, dv, kind):
+    q = randn(N, dk, seed=1, requires_grad=True)
+    k = randn(R, dk, seed=2, requires_grad=True)
+    v = randn(R, dv, seed=3, requires_grad=True)
+    index = torch.randint(0, R, (N, S), generator=torch.Generator().manual_seed(5))
+    mask = _mask(kind, N, S)
+    cots = randn(N, dv, seed=4), randn(N, dv, seed=6)
+
+    def loss(outs):
+        return sum((o * c).sum() for o, c in zip(outs, cots) if o is not None)
+    with poison_empty():
+        out = twin.read_rows(q, k, v, index, mask, plain)
+        grads = torch.autograd.grad(loss(out), (q, k, v))
+    ref = naive.read_rows(q, k, v, index, mask, plain)
+    ref_grads = torch.autograd.grad(loss(ref), (q, k, v))
+    assert (out[1] is None) == (ref[1] is None) == (plain == S)
+    for name, o, r in zip(("r_plain", "r_wide"), out, ref):
+        if r is not None:
+            assert_close(name, o, r, 1e-5)
+    for name, g, rg in zip(("q", "keys", "values"), grads, ref_grads):
+        assert_close(f"d{name}", g, rg, 1e-5)
+    if kind == "none":
+        assert torch.equal(out[0], torch.zeros_like(out[0]))
+
+
+def test_read_rows_only_the_wide_read_used():
+    """A graph that uses the wide read alone gives the plain one no cotangent (None in backward)."""
+    q, k, v = randn(3, 8, seed=1, requires_grad=True), randn(20, 8, seed=2, requires_grad=True), randn(20, 4, seed=3)
+    index = torch.randint(0, 20, (3, 16), generator=torch.Generator().manual_seed(2))
+    mask = _mask("random", 3, 16)
+    g = torch.autograd.grad(twin.read_rows(q, k, v, index, mask, 8)[1].sum(), (q, k))
+    rg = torch.autograd.grad(naive.read_rows(q, k, v, index, mask, 8)[1].sum(), (q, k))
+    for name, a, b in zip(("dq", "dkeys"), g, rg):
+        assert_close(name, a, b, 1e-5)
+    with pytest.raises(ValueError, match="plain"):
+        naive.read_rows(q, k, v, index, mask, 17)

@@ -35,7 +35,7 @@ def _run(mode, monkeypatch, fn, expect=("scan", "memory")):
     if mode != "triton":
         return fn()
     calls = {"scan": 0, "memory": 0}
-    for op, name in (("scan", "linear_scan"), ("memory", "read_slots")):
+    for op, name in (("scan", "linear_scan"), ("memory", "read_rows")):
         twin = backend.triton_twin(op)
         real = getattr(twin, name)
 
