@@ -14,7 +14,7 @@ def _rows(result):
 def test_bench_kernels_json_on_cpu():
     result = CliRunner().invoke(app, ["bench", "kernels", "--json", "--device", "cpu"])
     rows = _rows(result)
-    assert {r["op"] for r in rows} == {"scan fwd", "read fwd"}
+    assert {r["op"] for r in rows} == {"scan fwd", "read fwd", "rows fwd+bwd (train SCAN)"}
     for r in rows:
         assert r["path"] == "naive" and r["batch"] > 0 and r["tokens_per_s"] > 0
     assert "no GPU" in result.stderr
