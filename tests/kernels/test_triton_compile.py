@@ -28,7 +28,12 @@ def _ints(*names):
 _READ = dict(q_ptr=F, k_ptr=F, v_ptr=F, mask_ptr=I8P, out_ptr=F, lse_ptr=F, **_ints("S", "DK", "DV"), scale="fp32")
 _READ_BWD = dict(q_ptr=F, k_ptr=F, v_ptr=F, mask_ptr=I8P, lse_ptr=F, dout_ptr=F, dq_ptr=F, dk_ptr=F, dv_ptr=F,
                  **_ints("S", "DK", "DV"), scale="fp32")
-_SCAN_BWD = dict(a_ptr=F, h0_ptr=F, out_ptr=F, gout_ptr=F, db_ptr=F, da_ptr=F, dh0_ptr=F, **_ints("T", "N", "sab", "sat"))
+_SCAN_BWD = dict(a_ptr=F, h0_ptr=F, out_ptr=F, carry_ptr=F, g_ptr=F, da_ptr=F, dh0_ptr=F,
+                 **_ints("T", "N", "L", "NC", "sab", "sat"))
+_ROWS = dict(q_ptr=F, k_ptr=F, v_ptr=F, idx_ptr=I64P, mask_ptr=I8P, rp_ptr=F, rw_ptr=F, lsep_ptr=F, lsew_ptr=F,
+             **_ints("S", "PLAIN", "DK", "DV"), scale="fp32")
+_ROWS_BWD = dict(q_ptr=F, k_ptr=F, v_ptr=F, idx_ptr=I64P, mask_ptr=I8P, lsep_ptr=F, lsew_ptr=F, drp_ptr=F, drw_ptr=F,
+                 dq_ptr=F, dk_ptr=F, dv_ptr=F, **_ints("S", "PLAIN", "DK", "DV"), scale="fp32")
 _OUT = dict(x_ptr=F, a_ptr=F, local_ptr=F, reg_ptr=F, snew_ptr=F, u_ptr=F, y_ptr=F, regs_ptr=F, convbuf_ptr=F,
             prevkey_ptr=F, ledger_ptr=I64P, pos_ptr=I64P, mkeys_ptr=F, mvals_ptr=F, mutil_ptr=F, mage_ptr=I64P,
             mvalid_ptr=U8P, routw_ptr=F, routb_ptr=F, outw_ptr=F, op_ptr=I64P, rb_ptr=I64P, ws_ptr=I64P, cs_ptr=I64P,
@@ -39,10 +44,22 @@ _OUT = dict(x_ptr=F, a_ptr=F, local_ptr=F, reg_ptr=F, snew_ptr=F, u_ptr=F, y_ptr
 # (name, kernel, signature without constexprs, constexprs, num_warps) at the "base" preset's sizes
 # (d 256, 256 buckets x 8 ways, dk 32, dv 64, 32 scan probes), plus the "default" preset's decode_out
 KERNELS = [
-    ("scan_fwd", ks._scan_fwd_kernel, dict(a_ptr=F, b_ptr=F, h0_ptr=F, out_ptr=F, **_ints("T", "N", "sab", "sat")),
-     dict(HAS_H0=True, BLOCK=128), 4),
-    ("scan_bwd", ks._scan_bwd_kernel, _SCAN_BWD, dict(HAS_H0=True, A_TIME_CONST=True, BLOCK=128), 4),
-    ("scan_bwd_full_a", ks._scan_bwd_kernel, _SCAN_BWD, dict(HAS_H0=False, A_TIME_CONST=False, BLOCK=128), 4),
+    ("scan_fwd_local", ks._fwd_local_kernel, dict(a_ptr=F, b_ptr=F, out_ptr=F, end_ptr=F, prod_ptr=F,
+                                                  **_ints("T", "N", "L", "NC", "sab", "sat")), dict(BLOCK=128), 4),
+    ("scan_carry", ks._carry_kernel, dict(init_ptr=F, end_ptr=F, prod_ptr=F, carry_ptr=F, **_ints("N", "NC")),
+     dict(HAS_INIT=True, REVERSE=False, BLOCK=128), 4),
+    ("scan_carry_back", ks._carry_kernel, dict(init_ptr=F, end_ptr=F, prod_ptr=F, carry_ptr=F, **_ints("N", "NC")),
+     dict(HAS_INIT=False, REVERSE=True, BLOCK=128), 4),
+    ("scan_fwd_fix", ks._fwd_fix_kernel, dict(a_ptr=F, out_ptr=F, carry_ptr=F, **_ints("T", "N", "L", "NC", "sab", "sat")),
+     dict(BLOCK=128), 4),
+    ("scan_bwd_local", ks._bwd_local_kernel, dict(a_ptr=F, gout_ptr=F, g_ptr=F, start_ptr=F, prod_ptr=F,
+                                                  **_ints("T", "N", "L", "NC", "sab", "sat")), dict(BLOCK=128), 4),
+    ("scan_bwd_fix", ks._bwd_fix_kernel, _SCAN_BWD, dict(HAS_H0=True, A_TIME_CONST=True, BLOCK=128), 4),
+    ("scan_bwd_fix_full_a", ks._bwd_fix_kernel, _SCAN_BWD, dict(HAS_H0=False, A_TIME_CONST=False, BLOCK=128), 4),
+    ("rows_fwd_scan", km._rows_fwd_kernel, _ROWS, dict(WIDE=True, BS=256, BK=32, BV=64), 8),
+    ("rows_fwd_read", km._rows_fwd_kernel, _ROWS, dict(WIDE=False, BS=64, BK=32, BV=64), 4),
+    ("rows_bwd_scan", km._rows_bwd_kernel, _ROWS_BWD, dict(WIDE=True, BS=256, BK=32, BV=64), 8),
+    ("rows_bwd_read", km._rows_bwd_kernel, _ROWS_BWD, dict(WIDE=False, BS=64, BK=32, BV=64), 4),
     ("read_fwd", km._read_fwd_kernel, _READ, dict(BS=64, BK=32, BV=64), 4),
     ("read_fwd_scan", km._read_fwd_kernel, _READ, dict(BS=256, BK=32, BV=64), 8),
     ("read_bwd", km._read_bwd_kernel, _READ_BWD, dict(BS=64, BK=32, BV=64), 4),

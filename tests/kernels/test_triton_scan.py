@@ -9,6 +9,9 @@ from kernels.testing import assert_close, poison_empty, randn
 # (B, T, N, shape of a, with h0)
 CASES = [
     (1, 1, 3, "full", True),      # batch 1, length 1
+    (2, 37, 5, "chan", True),     # several chunks of 8 and a partial last one (chunk forced below)
+    (3, 24, 7, "time_chan", True),   # chunks that divide T exactly
+    (2, 29, 6, "full", False),
     (2, 7, 5, "chan", True),      # fixed per-channel decays, as the registers use
     (3, 33, 130, "batch_chan", False),  # N over one channel block, no h0
     (2, 17, 9, "time_chan", True),
@@ -27,8 +30,9 @@ def test_linear_scan_matches_naive(B, T, N, a_kind, with_h0):
     names = ["a", "b", "h0"][: len(inputs)]
     cot = randn(B, T, N, seed=3)
 
+    chunk = 8 if T in (37, 24, 29) else None   # else the default (one chunk below 16 steps)
     with poison_empty():
-        out = twin.linear_scan(a, b, h0)
+        out = twin.linear_scan(a, b, h0, chunk=chunk)
         grads = torch.autograd.grad((out * cot).sum(), inputs)
     ref = naive.linear_scan_loop(a, b, h0)
     ref_grads = torch.autograd.grad((ref * cot).sum(), inputs)
