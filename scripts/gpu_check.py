@@ -9,7 +9,7 @@
    and each fast decode path against model.step;
 2. timings: kernels (reference vs twin, bandwidth share), decoding at batch 1 and 64
    (eager, graphed naive, fast path), training tokens/s against a windowed SDPA
-   transformer;
+   transformer (each eager and as one CUDA graph, batch 16 and 64);
 3. a table with the GPU's name.
 
 Every section runs in its own try/except: a failure is logged and the run goes on.
@@ -390,7 +390,7 @@ def check_graphed_train(dev):
         step = GraphedStep(graphed_loss, gopt, (batches[0],), warmup=3)
         graph_losses = []
         for x in batches[3:]:
-            loss = float(step(x))
+            loss = step(x).item()
             graph_losses.append(float("nan") if bool(flags[0]) else loss)   # reads past the capacity: fail
     check("graphed step losses vs eager", torch.tensor(graph_losses), torch.tensor(eager_losses[3:]), 1e-4)
     worst = max((error_ratio(pg - pb, pe - pb), n) for (n, pb), pe, pg in
@@ -656,6 +656,7 @@ def main():
         log("skipping decode timing: out of budget")
     if left() > 30 and not args.skip_train:
         section("time train", time_report, bench_train, dev)
+        section("time train, batch 64", time_report, bench_train, dev, batch=64)
     else:
         log("skipping train timing: out of budget")
     if left() > 30 and not args.skip_train:
