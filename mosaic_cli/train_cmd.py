@@ -39,6 +39,9 @@ def train(
     match_weight: Optional[float] = typer.Option(
         None, "--match-weight", min=0,
         help="Weight of the match loss, which pulls an update's key onto the old value's (default 0: off)."),
+    cuda_graph: bool = typer.Option(False, "--cuda-graph",
+                                    help="Replay each step from CUDA graphs: the same steps with far fewer "
+                                         "kernel launches (one GPU; not under torchrun)."),
     as_json: bool = typer.Option(False, "--json", help="Print the run summary as one JSON object."),
 ) -> None:
     """Train on the synthetic curriculum: progress with loss and tokens/s, held-out checks,
@@ -48,7 +51,8 @@ def train(
     try:
         cfg = train_preset(preset, steps=steps, arch=arch, seed=seed, time_budget=time_budget,
                            batch_size=batch_size, seq_len=seq_len, workers=workers, from_session=from_session,
-                           lr=lr, init_from=str(init) if init else None, w_match=match_weight)
+                           lr=lr, init_from=str(init) if init else None, w_match=match_weight,
+                           cuda_graph=True if cuda_graph else None)
     except TrainConfigError as exc:
         fail(str(exc))
     from engine.train.__main__ import default_out

@@ -400,6 +400,40 @@ def check_graphed_train(dev):
     log(f"   {'ok ' if ok else 'BAD'} graphed step parameter changes vs eager: worst {worst[1]} {worst[0]:.2e}")
 
 
+def time_train_loop(dev, steps: int = 80):
+    """The real trainer (engine.train.loop: default preset, curriculum batches, teacher labels,
+    auxiliary losses, bf16 autocast) for ``steps`` steps, eager and with --cuda-graph, same seed:
+    tokens/s of the last logged interval, the logged losses side by side, the graph's captures."""
+    import re
+    import tempfile
+
+    from engine.train.config import train_preset
+    from engine.train.loop import train
+
+    runs = {}
+    for graph in (False, True):
+        lines = []
+        cfg = train_preset("default", steps=steps, eval_every=10 ** 6, cuda_graph=graph)
+        with tempfile.TemporaryDirectory() as tmp, _env("MOSAIC_PLANNER", "chains"):
+            info = train(cfg, Path(tmp) / "run", device=str(dev), log=lines.append, progress_bar=False)
+        logged = [(int(m.group(1)), float(m.group(2)), float(m.group(3).replace(",", "")))
+                  for m in (re.search(r"step (\d+)/\d+ loss=([\d.]+).*tok/s=([\d,]+)", x) for x in lines) if m]
+        runs[graph] = logged
+        name = "trainer, CUDA graph" if graph else "trainer, eager (chains planner)"
+        row = {"bench": "train-loop", "path": name, "batch": cfg.batch_size, "length": cfg.seq_len,
+               "tokens_per_s": logged[-1][2] if logged else 0.0, "final_loss": info.get("final_loss"),
+               "cuda_graph": info.get("cuda_graph")}
+        RESULTS["rows"].append(row)
+        log("   " + json.dumps(row, default=str))
+    for (s0, l0, _), (s1, l1, _) in zip(runs[False], runs[True]):
+        log(f"   step {s0}: loss eager {l0:.4f}, graph {l1:.4f}")
+
+
+def _env(name, value):
+    from engine.bench.common import env_set
+    return env_set(name, value)
+
+
 def _mode_and(ctx):
     """Triton kernels and the context ``ctx()`` makes, together."""
     from contextlib import ExitStack
@@ -629,6 +663,7 @@ def main():
         section("check graphed training step", check_graphed_train, dev)
         section("time train", time_report, bench_train, dev)
         section("time train, batch 64", time_report, bench_train, dev, batch=64)
+        section("time the trainer, eager and graphed", time_train_loop, dev)
         section("profile a training step", _profile_train, dev)
         return _finish(out)
     section("check scan twin", check_scan, dev)
@@ -657,6 +692,7 @@ def main():
     if left() > 30 and not args.skip_train:
         section("time train", time_report, bench_train, dev)
         section("time train, batch 64", time_report, bench_train, dev, batch=64)
+        section("time the trainer, eager and graphed", time_train_loop, dev)
     else:
         log("skipping train timing: out of budget")
     if left() > 30 and not args.skip_train:

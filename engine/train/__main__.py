@@ -28,6 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=None, help="data-loader processes")
     p.add_argument("--eval-every", type=int, default=None)
     p.add_argument("--no-amp", action="store_true", help="no bf16 autocast on CUDA")
+    p.add_argument("--cuda-graph", action="store_true",
+                   help="replay each step from CUDA graphs (one GPU; same steps, fewer launches)")
     p.add_argument("--from-session", default=None, help="also train on this session's replay log")
     p.add_argument("--init", default=None, help="start from these weights (model file or run folder)")
     p.add_argument("--match-weight", type=float, default=None,
@@ -49,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
                            batch_size=args.batch_size, seq_len=args.seq_len, lr=args.lr,
                            time_budget=args.time_budget, workers=args.workers, eval_every=args.eval_every,
                            amp=False if args.no_amp else None, from_session=args.from_session,
-                           init_from=args.init, w_match=args.match_weight)
+                           init_from=args.init, w_match=args.match_weight,
+                           cuda_graph=True if args.cuda_graph else None)
     except TrainConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

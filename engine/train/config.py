@@ -58,6 +58,7 @@ class TrainConfig:
     workers: int | None = None  # data-loader processes; 0 = in the training process; None = auto
                                 # (0 on the CPU, up to 8 beside a GPU)
     amp: bool = True            # bf16 autocast on CUDA (ignored on the CPU)
+    cuda_graph: bool = False    # replay each step from CUDA graphs (engine.train.graph_step; one GPU)
     from_session: str | None = None  # also train on this session's replay log (the slow timescale)
     init_from: str | None = None     # start from these weights (model file or run folder; fresh
                                      # optimizer and schedule): a second stage with another --seed

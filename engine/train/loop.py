@@ -16,6 +16,7 @@ import torch
 from engine.train import checkpoint as ckpt
 from engine.train.config import TrainConfig
 from engine.train.data import batch_stream, make_batch, to_device
+from engine.train.graph_step import GraphedTrainStep, set_lr
 from engine.train.losses import compute_losses
 from engine.train.modelcard import hardware, write_card
 
@@ -194,10 +195,15 @@ def train(cfg: TrainConfig, out_dir: str | Path, device: str | None = None, resu
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
 
+    if cfg.cuda_graph and (dev.type != "cuda" or ddp):
+        raise ValueError("--cuda-graph needs one process on a CUDA device"
+                         + (" (not torchrun)" if ddp else f" (this run is on {dev})"))
     model, model_cfg, mem_layers, n_buckets = build_model(cfg)
     model.to(dev)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.95),
-                            fused=dev.type == "cuda")
+    # a captured optimizer reads its step count and learning rate from the device
+    opt = torch.optim.AdamW(model.parameters(), lr=torch.tensor(cfg.lr, device=dev) if cfg.cuda_graph else cfg.lr,
+                            weight_decay=cfg.weight_decay, betas=(0.9, 0.95), fused=dev.type == "cuda",
+                            capturable=cfg.cuda_graph)
     start, elapsed0, tokens0, history = 0, 0.0, 0, []
     if cfg.init_from and not resume:
         init_weights(model, cfg.arch, cfg.init_from)
@@ -212,6 +218,9 @@ def train(cfg: TrainConfig, out_dir: str | Path, device: str | None = None, resu
                                            f"({st['train_config'].get('arch')}, preset {st['train_config'].get('preset')})")
             model.load_state_dict(st["model"])
             opt.load_state_dict(st["optimizer"])
+            if cfg.cuda_graph:  # checkpoints keep the learning rate as a number
+                for g in opt.param_groups:
+                    g["lr"] = torch.tensor(float(g["lr"]), device=dev)
             start, elapsed0, tokens0 = st["step"], st["elapsed"], st["tokens"]
             history = st.get("history", [])
             say(f"resumed from step {start}")
@@ -243,8 +252,11 @@ def train(cfg: TrainConfig, out_dir: str | Path, device: str | None = None, resu
     def save(step: int, elapsed: float, tokens: int, final: bool) -> None:
         if not main:
             return
+        opt_state = opt.state_dict()
+        for g in opt_state["param_groups"]:  # a number, whichever way the next run trains
+            g["lr"] = float(g["lr"])
         ckpt.save_training_state(out, {"step": step, "elapsed": elapsed, "tokens": tokens, "history": history,
-                                       "model": model.state_dict(), "optimizer": opt.state_dict(),
+                                       "model": model.state_dict(), "optimizer": opt_state,
                                        "train_config": cfg.to_dict(), "model_config": model_cfg})
         if final:
             ckpt.save_trained_model(model, cfg.arch, out, cfg.seq_len)
@@ -262,6 +274,13 @@ def train(cfg: TrainConfig, out_dir: str | Path, device: str | None = None, resu
     stream = batch_stream(start, cfg.batch_size, cfg.seq_len, n_buckets, cfg.seed, rank, workers,
                           pin=dev.type == "cuda", extra=extra, extra_share=cfg.session_share)
     bar = _Bar(cfg.steps, start, enabled=progress_bar and main)
+    graphed = None
+
+    def loss_of(b, t, w, active=None):
+        with autocast():
+            output = net(b["ids"], teacher=t)
+        return compute_losses(output, b, w, mem_layers, cfg.infonce_tau, active=active)
+
     if bar.p is not None:  # log lines go through the bar's console so they do not tear it
         say = bar.p.console.print
     t0 = time.perf_counter()
@@ -286,17 +305,20 @@ def train(cfg: TrainConfig, out_dir: str | Path, device: str | None = None, resu
                 progress = max(progress, elapsed / cfg.time_budget)
             batch = to_device(next(stream), dev)
             lr = lr_at(cfg, step, progress)
-            for g in opt.param_groups:
-                g["lr"] = lr
+            set_lr(opt, lr)
             teacher = _teacher(batch, teacher_p(cfg, progress)) if cfg.arch == "mosaic" else None
-            with autocast():
-                output = net(batch["ids"], teacher=teacher)
-            loss, parts = compute_losses(output, batch, aux_weights(cfg, progress), mem_layers, cfg.infonce_tau)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            opt.step()
+            weights = aux_weights(cfg, progress)
+            if cfg.cuda_graph:
+                if graphed is None:
+                    graphed = GraphedTrainStep(model, opt, loss_of, weights, cfg.grad_clip, dev)
+                loss, parts = graphed.step(batch, teacher, weights)
+            else:
+                loss, parts = loss_of(batch, teacher, weights)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.grad_clip > 0:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                opt.step()
             step += 1
             tokens += cfg.batch_size * cfg.seq_len * world
             if step % cfg.log_every == 0 or step == cfg.steps:
@@ -334,6 +356,12 @@ def train(cfg: TrainConfig, out_dir: str | Path, device: str | None = None, resu
         say(f"held-out @ {step}: {h}")
     save(step, wall, tokens, final=True)
     run_tokens = tokens - tokens0
+    if graphed is not None:
+        info["cuda_graph"] = {"captures": graphed.captures, "steps_redone": graphed.overflows,
+                              "read_capacity": [graphed.capacity.reads, graphed.capacity.scans]
+                              if graphed.capacity else None}
+        say(f"CUDA graph: captured {graphed.captures} time(s); {graphed.overflows} step(s) redone eagerly "
+            "(reads past the capacity)")
     info.update({"steps_done": step, "tokens": tokens, "wall_s": round(wall, 2),
                  "tokens_per_s": round(run_tokens / max(time.perf_counter() - t0, 1e-9), 1),
                  "final_loss": None if math.isnan(last_loss) else round(last_loss, 4),

@@ -29,6 +29,18 @@ from engine.curriculum.example import CLEAR_MEM, COMMIT, NOP, READ_MEM, WRITE_ME
 AUX_NAMES = ("opcode", "gate", "bucket", "distill", "balance", "infonce", "commit", "match")
 
 
+_CONSTANTS: dict[tuple, torch.Tensor] = {}
+
+
+def _constant(values, device, dtype=None) -> torch.Tensor:
+    """``torch.tensor(values)`` on ``device``, made once: copying from the host while a CUDA graph
+    is being captured is not allowed (the first, eager, step makes it)."""
+    key = (tuple(values) if isinstance(values, (list, tuple)) else values, str(device), dtype)
+    if key not in _CONSTANTS:
+        _CONSTANTS[key] = torch.tensor(values, device=device, dtype=dtype)
+    return _CONSTANTS[key]
+
+
 def _masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     m = mask.to(x.dtype)
     return (x * m).sum() / m.sum().clamp(min=1.0)
@@ -43,13 +55,17 @@ def lm_loss(logits: torch.Tensor, ids: torch.Tensor, weight: torch.Tensor) -> tu
     return (ce * w).sum() / w.sum().clamp(min=1e-6), ce.mean()
 
 
-def compute_losses(out, batch: dict[str, torch.Tensor], weights: dict[str, float],
-                   mem_layers: list[int], tau: float = 0.1) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+def compute_losses(out, batch: dict[str, torch.Tensor], weights: dict[str, float | torch.Tensor],
+                   mem_layers: list[int], tau: float = 0.1, active: frozenset[str] | None = None
+                   ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Total loss and its detached parts.
 
     out: model output with ``logits`` [B,T,256] and ``aux`` (INTERFACES.md; empty for the
     window baseline); batch: the collated tensors of ``engine.curriculum.collate``;
     weights: the current weight of each auxiliary term; mem_layers: indices of layers with memory.
+    active: the terms to compute, whatever their weight (a CUDA graph: weights are 0-dim tensors
+    then, and the match term is computed even for a batch without updates); None: those whose
+    weight is > 0.
     """
     ids = batch["ids"]
     loss, ce = lm_loss(out.logits, ids, batch["loss_weight"])
@@ -58,11 +74,14 @@ def compute_losses(out, batch: dict[str, torch.Tensor], weights: dict[str, float
     if not aux:
         return loss, parts
     total = loss
+
+    def on(name: str) -> bool:
+        return name in active if active is not None else weights.get(name, 0) > 0
     op_label = batch["opcode"]
     B, T = ids.shape
     L = aux["opcode_logits"].shape[2]
 
-    if weights.get("opcode", 0) > 0:
+    if on("opcode"):
         logits = aux["opcode_logits"].float()
         lab = op_label.unsqueeze(2).expand(B, T, L)
         ce_op = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), lab.reshape(-1).clamp(min=0),
@@ -80,13 +99,13 @@ def compute_losses(out, batch: dict[str, torch.Tensor], weights: dict[str, float
 
     if not mem_layers:
         return total, parts
-    ml = torch.tensor(mem_layers, device=ids.device)
+    ml = _constant(list(mem_layers), ids.device)
 
-    if weights.get("gate", 0) > 0 and "write_gate_logits" in aux:
+    if on("gate") and "write_gate_logits" in aux:
         gl = aux["write_gate_logits"].index_select(2, ml).float()
         lab = batch["write_gate"].unsqueeze(2).expand_as(gl)
         bce = F.binary_cross_entropy_with_logits(gl, lab.clamp(min=0).float(), reduction="none",
-                                                 pos_weight=torch.tensor(5.0, device=gl.device))
+                                                 pos_weight=_constant(5.0, gl.device))
         term = _masked_mean(bce, lab >= 0)
         parts["gate"] = term.detach()
         total = total + weights["gate"] * term
@@ -98,7 +117,7 @@ def compute_losses(out, batch: dict[str, torch.Tensor], weights: dict[str, float
     is_w = ((op_label == WRITE_MEM) | (op_label == CLEAR_MEM)) & (bucket >= 0)
     is_r = (op_label == READ_MEM) & (bucket >= 0)
 
-    if weights.get("bucket", 0) > 0:
+    if on("bucket"):
         def bucket_ce(logits, mask):
             lab = bucket.clamp(min=0).unsqueeze(2).expand(logits.shape[:3])
             ce_b = F.cross_entropy(logits.reshape(-1, NB), lab.reshape(-1), reduction="none").view(lab.shape)
@@ -112,7 +131,7 @@ def compute_losses(out, batch: dict[str, torch.Tensor], weights: dict[str, float
     write_idx, write_mask = batch["write_idx"], batch["write_mask"]
     pair_pos = torch.gather(write_idx, 1, batch["read_target"])  # [B,R] position of each read's write
 
-    if weights.get("distill", 0) > 0:
+    if on("distill"):
         target = rw[rows, pair_pos].detach().softmax(-1)           # [B,R,M,NB]
         logp = rr[rows, read_idx].log_softmax(-1)
         kl = (target * (target.clamp(min=1e-9).log() - logp)).sum(-1)  # [B,R,M]
@@ -120,7 +139,7 @@ def compute_losses(out, batch: dict[str, torch.Tensor], weights: dict[str, float
         parts["distill"] = term.detach()
         total = total + weights["distill"] * term
 
-    if weights.get("balance", 0) > 0:
+    if on("balance"):
         p = rw.softmax(-1)                                          # [B,T,M,NB]
         m = (op_label == WRITE_MEM).float().unsqueeze(-1).unsqueeze(-1)
         mean_p = (p * m).sum((0, 1)) / m.sum((0, 1)).clamp(min=1.0)  # [M,NB]
@@ -128,11 +147,11 @@ def compute_losses(out, batch: dict[str, torch.Tensor], weights: dict[str, float
         parts["balance"] = term.detach()
         total = total + weights["balance"] * term
 
-    use_match = weights.get("match", 0) > 0 and "super_mask" in batch and bool(batch["super_mask"].any())
-    if weights.get("infonce", 0) > 0 or use_match:  # both compare against every write key
+    use_match = on("match") and "super_mask" in batch and (active is not None or bool(batch["super_mask"].any()))
+    if on("infonce") or use_match:  # both compare against every write key
         k = F.normalize(aux["keys"][rows, write_idx].index_select(2, ml).float(), dim=-1)    # [B,W,M,dk]
 
-    if weights.get("infonce", 0) > 0:
+    if on("infonce"):
         q = F.normalize(aux["queries"][rows, read_idx].index_select(2, ml).float(), dim=-1)  # [B,R,M,dk]
         sim = torch.einsum("brmd,bwmd->bmrw", q, k) / tau
         allowed = write_mask.unsqueeze(1) & (write_idx.unsqueeze(1) < read_idx.unsqueeze(2))  # [B,R,W]
@@ -160,7 +179,7 @@ def compute_losses(out, batch: dict[str, torch.Tensor], weights: dict[str, float
         parts["match_cos"] = _masked_mean(pos, smask).detach()
         total = total + weights["match"] * term
 
-    if weights.get("commit", 0) > 0 and "commit_logits" in aux:
+    if on("commit") and "commit_logits" in aux:
         cl = aux["commit_logits"].float()                            # [B,T,L,3]
         lab = batch["commit"].unsqueeze(2).expand(B, T, cl.shape[2])
         ce_c = F.cross_entropy(cl.reshape(-1, 3), lab.reshape(-1), reduction="none",

@@ -40,12 +40,13 @@ READ, WRITE, CLEAR, IDLE = int(Opcode.READ_MEM), int(Opcode.WRITE_MEM), int(Opco
 UP, DOWN, SCAN, COMMIT = int(Opcode.GATE_UP), int(Opcode.GATE_DOWN), int(Opcode.SCAN), int(Opcode.COMMIT)
 
 
-def plan_slots(**kw) -> TensorPlan:
+def plan_slots(static: bool = False, **kw) -> TensorPlan:
     """The memory's slot plan (:func:`engine.vm.memory.plan`'s arguments, as tensors), by
     ``MOSAIC_PLANNER``: "device" (default) batched on the tensors' own device one event rank at
     a time; "chains" every bucket chain walked by its own program (kernels.chains: one Triton
-    launch on a GPU; opt-in until timed there); "host" the NumPy reference walk."""
-    planner = os.environ.get("MOSAIC_PLANNER", "device")
+    launch on a GPU); "host" the NumPy reference walk. ``static`` (fixed read capacities) always
+    takes "chains", the one walk whose shapes do not depend on the data."""
+    planner = "chains" if static else os.environ.get("MOSAIC_PLANNER", "device")
     if planner != "host":
         return plan_batched(**kw, walker="chains" if planner == "chains" else "ranks")
     dev = kw["init_valid"].device
@@ -216,7 +217,7 @@ class MosaicBlock(nn.Module):
             rows, pos = at // T, at % T
             tb = None if t_bucket is None else t_bucket.reshape(-1)[at]
             probes = m.force(read_logits.reshape(B * T, -1)[at], tb).topk(m.Ps, dim=-1).indices
-            pl = plan_slots(threshold=m.threshold, write=(op == WRITE) & gate, clear=op == CLEAR,
+            pl = plan_slots(static=cap is not None, threshold=m.threshold, write=(op == WRITE) & gate, clear=op == CLEAR,
                             bucket=bucket, keys=keys.detach(), utility=utility.detach(), pos0=pos0,
                             read_rows=rows, read_pos=pos, read_probes=probes, init_valid=st.mem_valid,
                             init_keys=st.mem_keys, init_utility=st.mem_utility, init_age=st.mem_age)

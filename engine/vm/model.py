@@ -128,7 +128,8 @@ class MosaicLM(nn.Module):
         if state.batch_size != B:
             raise ValueError(f"state has batch size {state.batch_size}, ids have {B}")
         t = Teacher() if teacher is None else teacher._check((B, T), ids.device)
-        t._check_ranges(self.config.buckets)
+        if not (ids.is_cuda and torch.cuda.is_current_stream_capturing()):  # a CUDA graph cannot read back
+            t._check_ranges(self.config.buckets)
         x = self.embed(ids)
         layers, auxes = [], []
         for blk, st in zip(self.blocks, state.layers):

@@ -5,7 +5,7 @@ with ``nonzero`` gives a data-dependent shape: on a GPU the host waits for the c
 CUDA graph cannot hold the step. With a :class:`ReadCapacity` set on the model, each memory
 layer lists at most ``reads`` READ and ``scans`` SCAN positions with ``nonzero_static``
 (padding at the end, whose outputs are dropped), and the slot planner walks every position
-as an event (``MOSAIC_PLANNER=chains``). Logits, state and gradients are those of the exact
+as an event (the "chains" planner, whatever ``MOSAIC_PLANNER`` says). Logits, state and gradients are those of the exact
 forward whenever the reads fit; each layer's ``read_overflow`` says, as a device tensor, when
 they did not (the forward then ignored the reads past the capacity).
 """
@@ -79,23 +79,45 @@ def read_overflow(model: nn.Module) -> torch.Tensor | None:
     return torch.stack(flags).any()
 
 
+class ReadCounter:
+    """While attached (a ``with``), the most READ and SCAN positions any memory layer of ``model``
+    took in one forward since; :attr:`need` is the capacity at which every such forward fits.
+    Counting reads the counts back from the device after each forward."""
+
+    def __init__(self, model: nn.Module):
+        self.model, self.reads, self.scans, self.handles = model, 0, 0, []
+
+    def _hook(self, blk, args, out):
+        op = out[2]["opcodes"]
+        self.reads = max(self.reads, int((op == _READ).sum()))
+        self.scans = max(self.scans, int((op == _SCAN).sum()))
+
+    def __enter__(self) -> "ReadCounter":
+        self.handles = [blk.register_forward_hook(self._hook) for blk in memory_blocks(self.model)]
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for h in self.handles:
+            h.remove()
+        self.handles = []
+
+    @property
+    def need(self) -> ReadCapacity:
+        return ReadCapacity(self.reads, self.scans)
+
+
 @torch.no_grad()
 def count_reads(model: nn.Module, ids: torch.Tensor, teacher=None) -> ReadCapacity:
     """The most READ and SCAN positions any memory layer takes on ``ids`` [B, T] (one forward,
     no grad, exact): the capacities at which that batch just fits."""
-    counts = []
-
-    def hook(blk, args, out):
-        op = out[2]["opcodes"]
-        counts.append((int((op == _READ).sum()), int((op == _SCAN).sum())))
-
-    handles = [blk.register_forward_hook(hook) for blk in memory_blocks(model)]
-    try:
+    with ReadCounter(model) as counter:
         model(ids, teacher=teacher)
-    finally:
-        for h in handles:
-            h.remove()
-    return ReadCapacity(max((c[0] for c in counts), default=0), max((c[1] for c in counts), default=0))
+    return counter.need
+
+
+def larger(a: ReadCapacity, b: ReadCapacity) -> ReadCapacity:
+    """The larger of two capacities, kind by kind."""
+    return ReadCapacity(max(a.reads, b.reads), max(a.scans, b.scans))
 
 
 def padded(capacity: ReadCapacity, headroom: float = 1.5, multiple: int = 64) -> ReadCapacity:

@@ -1,0 +1,173 @@
+"""``--cuda-graph``: the trainer's step replayed as two CUDA graphs.
+
+Graph 1 holds zero-grad, forward, losses, backward and gradient clipping; graph 2 the
+optimizer step. Between the two the host reads one flag: did a memory layer take more READ or
+SCAN positions than its fixed capacity (engine.vm.static_reads)? If not, graph 2 applies the
+step. If so, graph 1's gradients are dropped and the step runs eagerly instead (exact), the
+capacities grow and both graphs are captured again. A batch whose InfoNCE columns (writes,
+reads, superseded writes) are wider than the captured ones does the same; narrower ones are
+padded with masked entries, which change no loss. So every applied step is the eager step's.
+
+The first step, and every re-capture, runs eagerly on a side stream (the warm-up that capture
+needs: Triton compiles, gradient buffers exist) and is a real training step.
+``capture=False`` runs the same bodies eagerly at every "replay" (the tests, on a CPU).
+"""
+from __future__ import annotations
+
+from contextlib import nullcontext
+from typing import Callable
+
+import torch
+
+from engine.vm.static_reads import ReadCapacity, ReadCounter, larger, padded, read_capacity, read_overflow
+
+# the InfoNCE columns of a batch (engine.curriculum.batches.collate), per group one width
+COLUMNS = {"writes": ("write_idx", "write_mask"), "reads": ("read_idx", "read_target", "read_mask"),
+           "supers": ("super_col", "super_target", "super_mask")}
+
+
+def column_widths(batch: dict[str, torch.Tensor]) -> dict[str, int]:
+    """The width of each column group the batch has: {"writes": W, "reads": R, "supers": S}."""
+    return {g: batch[cols[0]].shape[1] for g, cols in COLUMNS.items() if cols[0] in batch}
+
+
+def pad_columns(batch: dict[str, torch.Tensor], widths: dict[str, int]) -> dict[str, torch.Tensor]:
+    """``batch`` with each column group padded to ``widths`` by zeros (masks False): the losses
+    only look at masked-in entries, so they are unchanged. Raises ValueError if one is wider."""
+    out = dict(batch)
+    for g, width in widths.items():
+        for name in COLUMNS[g]:
+            x = batch[name]
+            extra = width - x.shape[1]
+            if extra < 0:
+                raise ValueError(f"{name}: {x.shape[1]} columns, more than the {width} to pad to")
+            if extra:
+                out[name] = torch.cat([x, x.new_zeros(x.shape[0], extra)], dim=1)
+    return out
+
+
+def _round_up(n: float, multiple: int) -> int:
+    return -(-int(n + 0.999) // multiple) * multiple
+
+
+class GraphedTrainStep:
+    """One training step per :meth:`step`, replayed from CUDA graphs (see the module docstring).
+
+    model: the MosaicLM or window LM (parameters as trained); optimizer: made with
+    ``capturable=True`` and a tensor learning rate when ``capture``; loss_of(batch, teacher,
+    weights, active) -> (loss, parts) runs the forward (under autocast if wanted) and
+    :func:`engine.train.losses.compute_losses` with those ``active`` terms, weights 0-dim tensors.
+    weights: the auxiliary weights of the first step (their names fix the active terms).
+    """
+
+    def __init__(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                 loss_of: Callable, weights: dict[str, float], grad_clip: float, device: torch.device,
+                 capture: bool = True, headroom: float = 1.5, multiple: int = 64):
+        if capture and device.type != "cuda":
+            raise ValueError("--cuda-graph needs a CUDA device")
+        self.model, self.optimizer, self.loss_of = model, optimizer, loss_of
+        self.grad_clip, self.capture = grad_clip, capture
+        self.headroom, self.multiple = headroom, multiple
+        self.weights = {k: torch.tensor(float(v), device=device) for k, v in weights.items()}
+        self.active = frozenset(k for k, v in weights.items() if v > 0)
+        self.capacity: ReadCapacity | None = None
+        self.widths: dict[str, int] | None = None
+        self.captures = 0        # how often the graphs were (re)made
+        self.overflows = 0       # steps redone eagerly because their reads did not fit
+        self._replay1 = self._replay2 = None
+        self.loss = self.parts = self.overflow = None
+
+    # ------------------------------------------------------------------------------------------
+    def step(self, batch: dict[str, torch.Tensor], teacher, weights: dict[str, float]
+             ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Train on ``batch`` (tensors on the device) with ``teacher`` (or None) and the current
+        auxiliary ``weights``; returns (loss, parts), valid until the next call."""
+        need = column_widths(batch)
+        if self.widths is None or any(need[g] > self.widths.get(g, 0) for g in need):
+            old = self.widths or {}
+            self.widths = {g: _round_up(max(need[g], old.get(g, 0)) * self.headroom, self.multiple) for g in need}
+            self._replay1 = None
+        batch = pad_columns(batch, self.widths)
+        for k, v in weights.items():
+            if k in self.weights:
+                self.weights[k].fill_(float(v))
+        if self._replay1 is not None:
+            self._load(batch, teacher)
+            self._replay1()
+            if self.overflow is None or not bool(self.overflow):   # the one host read of a step
+                self._replay2()
+                return self.loss, self.parts
+            self.overflows += 1
+        return self._eager_then_capture(batch, teacher)
+
+    # ------------------------------------------------------------------------------------------
+    def _eager_then_capture(self, batch, teacher):
+        """This step eagerly (exact reads; counted), then the graphs for the batches after it."""
+        side = torch.cuda.Stream() if self.capture else None
+        if side is not None:
+            side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side) if side is not None else nullcontext():
+            with ReadCounter(self.model) as counter:
+                self.optimizer.zero_grad(set_to_none=False)
+                loss, parts = self.loss_of(batch, teacher, self.weights, self.active)
+                loss.backward()
+            self._clip()
+            self.optimizer.step()
+        if side is not None:
+            torch.cuda.current_stream().wait_stream(side)
+        seen = counter.need if self.capacity is None else larger(counter.need, self.capacity)
+        self.capacity = padded(seen, self.headroom, self.multiple)
+        self.static_batch = {k: v.clone() for k, v in batch.items()}
+        self.static_teacher = None if teacher is None else type(teacher)(
+            *(None if x is None else x.clone() for x in (teacher.opcodes, teacher.write_gate, teacher.bucket)))
+        self._make_graphs()
+        self.captures += 1
+        return loss.detach(), {k: v.detach() for k, v in parts.items()}
+
+    def _clip(self) -> None:
+        if self.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+
+    def _body1(self):
+        self.optimizer.zero_grad(set_to_none=False)
+        with read_capacity(self.model, self.capacity):
+            loss, parts = self.loss_of(self.static_batch, self.static_teacher, self.weights, self.active)
+            loss.backward()
+            overflow = read_overflow(self.model)
+        self._clip()
+        return loss.detach(), {k: v.detach() for k, v in parts.items()}, overflow
+
+    def _make_graphs(self) -> None:
+        if not self.capture:
+            def replay1():
+                self.loss, self.parts, self.overflow = self._body1()
+            self._replay1, self._replay2 = replay1, self.optimizer.step
+            return
+        self._replay1 = self._replay2 = None   # the old graphs go before the new ones are made
+        g1, g2 = torch.cuda.CUDAGraph(), torch.cuda.CUDAGraph()
+        # thread_local: the data loader's pin-memory thread may allocate while this thread captures
+        with torch.cuda.graph(g1, capture_error_mode="thread_local"):
+            self.loss, self.parts, self.overflow = self._body1()
+        with torch.cuda.graph(g2, pool=g1.pool(), capture_error_mode="thread_local"):
+            self.optimizer.step()
+        self._graphs = (g1, g2)
+        self._replay1, self._replay2 = g1.replay, g2.replay
+
+    def _load(self, batch, teacher) -> None:
+        for k, v in self.static_batch.items():
+            v.copy_(batch[k], non_blocking=True)
+        if teacher is not None:
+            for name in ("opcodes", "write_gate", "bucket"):
+                x = getattr(teacher, name)
+                if x is not None:
+                    getattr(self.static_teacher, name).copy_(x, non_blocking=True)
+
+
+def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    """The learning rate of every group: in place where it is a tensor (a captured optimizer
+    reads it from there), else replaced."""
+    for g in optimizer.param_groups:
+        if isinstance(g["lr"], torch.Tensor):
+            g["lr"].fill_(lr)
+        else:
+            g["lr"] = lr
