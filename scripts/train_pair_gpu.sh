@@ -7,7 +7,8 @@
 #
 # OUT_DIR receives default/{model.safetensors,metrics.json,MODEL.md}, window/{model.pt,metrics.json}
 # and the two training logs (the checkpoints with optimizer state stay in WORK).
-# Knobs (environment): DEVICE (cuda), PRESET (default), WORKERS (6), WORK (/tmp/mosaic-pair),
+# Knobs (environment): DEVICE (cuda), PRESET (default), WORKERS (6), WORK (/tmp/mosaic-pair), GRAPH
+# (--cuda-graph for the MOSAIC run; empty for none),
 # EXTRA (more options for both runs, e.g. "--steps 3" for a dry run on a CPU), INIT (a folder
 # holding default/ and window/ of an earlier pair: a second stage starts from those weights;
 # give it another --seed in EXTRA so that it sees other data).
@@ -21,13 +22,16 @@ WORKERS=${WORKERS:-6}
 WORK=${WORK:-/tmp/mosaic-pair}
 EXTRA=${EXTRA:-}
 INIT=${INIT:-}
+# MOSAIC's steps replayed from CUDA graphs (about 3x the steps in the same time on an H100);
+# GRAPH= turns it off (and must, on a CPU)
+GRAPH=${GRAPH---cuda-graph}
 init() { [ -n "$INIT" ] && echo "--init $INIT/$1"; }
 export PYTHONUNBUFFERED=1
 mkdir -p "$OUT/default" "$OUT/window" "$WORK"
 
 echo "== mosaic: $PRESET for $BUDGET s on $DEVICE"
 $PY -m engine.train --preset "$PRESET" --device "$DEVICE" --time-budget "$BUDGET" --workers "$WORKERS" \
-    --out "$WORK/default" $(init default) $EXTRA > "$OUT/train_default.log" 2>&1
+    --out "$WORK/default" $(init default) $GRAPH $EXTRA > "$OUT/train_default.log" 2>&1
 echo "rc $?"; tail -c 1500 "$OUT/train_default.log"
 cp "$WORK/default/model.safetensors" "$WORK/default/metrics.json" "$WORK/default/MODEL.md" "$OUT/default/" \
     || { echo "no trained mosaic model"; exit 1; }
