@@ -316,7 +316,7 @@ def check_model(dev):
 
 def check_graphed_train(dev):
     """Fixed read capacities (engine.vm.static_reads) against the exact forward on the GPU (logits,
-    state, gradients), then the CUDA-graphed training step (engine.train.graphed) against the same
+    state, gradients), then the CUDA-graphed training step (engine.train.graph_step) against the same
     steps run eagerly: the losses and every parameter's change over five steps, new inputs copied
     in before each replay."""
     import copy
@@ -324,7 +324,7 @@ def check_graphed_train(dev):
     import torch.nn.functional as F
 
     from engine.bench.train import planner_mode
-    from engine.train.graphed import GraphedStep
+    from engine.train.graph_step import GraphedStep
     from engine.vm.static_reads import count_reads, padded, read_capacity, read_overflow
     from kernels.testing import error_ratio
 

@@ -10,7 +10,7 @@ All paths share device, precision (float32, TF32 matmuls on a GPU), batch, lengt
 MOSAIC rows also give the time of the slot-planning pass per token and as a share of the step
 (batched on the device by default; ``MOSAIC_PLANNER=host`` times the NumPy reference walk, while
 the device waits for the host; on a GPU ``MOSAIC_PLANNER=chains`` the Triton chain walker).
-On a GPU both models also run their whole step as one CUDA graph (engine.train.graphed; MOSAIC
+On a GPU both models also run their whole step as one CUDA graph (engine.train.graph_step; MOSAIC
 with fixed read capacities, engine.vm.static_reads), and ``vs_window`` compares every MOSAIC
 row with the faster of the baseline's two paths.
 """
@@ -148,10 +148,10 @@ def bench_train(device: torch.device, model: str | None = None, batch: int | Non
 
 
 def _graphed(net: torch.nn.Module, ids: torch.Tensor, logits_of, extra=None):
-    """The training step of :func:`_train_step_fn` captured as a CUDA graph (engine.train.graphed):
+    """The training step of :func:`_train_step_fn` captured as a CUDA graph (engine.train.graph_step):
     a no-argument callable that replays it. ``extra(net)``, run inside the captured forward,
     returns tensors that each replay refreshes (kept in the callable's ``outputs``)."""
-    from engine.train.graphed import GraphedStep
+    from engine.train.graph_step import GraphedStep
     opt = torch.optim.AdamW(net.parameters(), lr=1e-4, fused=True, capturable=True)
     outputs: list = []
 

@@ -1,4 +1,14 @@
-"""``--cuda-graph``: the trainer's step replayed as two CUDA graphs.
+"""Training steps replayed from CUDA graphs.
+
+MOSAIC's step is a few thousand small kernels; launched one by one from Python the GPU waits
+for the host. Captured once and replayed, each launch costs about a microsecond and the host is
+out of the loop. Capture needs no shape and no control flow that depends on the data (MOSAIC's
+reads at fixed capacities, engine.vm.static_reads), no host sync inside the step, an optimizer
+whose step count and learning rate live on the device (``capturable=True``), and inputs copied
+into the graph's own buffers before each replay.
+
+:class:`GraphedStep` is one whole step on fixed inputs (the benchmarks). :class:`GraphedTrainStep`
+is ``mosaic train --cuda-graph``: the trainer's step as two CUDA graphs.
 
 Graph 1 holds zero-grad, forward, losses, backward and gradient clipping; graph 2 the
 optimizer step. Between the two the host reads one flag: did a memory layer take more READ or
@@ -6,7 +16,9 @@ SCAN positions than its fixed capacity (engine.vm.static_reads)? If not, graph 2
 step. If so, graph 1's gradients are dropped and the step runs eagerly instead (exact), the
 capacities grow and both graphs are captured again. A batch whose InfoNCE columns (writes,
 reads, superseded writes) are wider than the captured ones does the same; narrower ones are
-padded with masked entries, which change no loss. So every applied step is the eager step's.
+padded with masked entries, which change no loss. So every applied step is the eager step's,
+with one difference: a parameter that gets no gradient in a step (a memory whose layer read
+nothing) gets a zero one, so AdamW still moves it by its momentum where the eager loop skips it.
 
 The first step, and every re-capture, runs eagerly on a side stream (the warm-up that capture
 needs: Triton compiles, gradient buffers exist) and is a real training step.
@@ -161,6 +173,58 @@ class GraphedTrainStep:
                 x = getattr(teacher, name)
                 if x is not None:
                     getattr(self.static_teacher, name).copy_(x, non_blocking=True)
+
+
+class GraphedStep:
+    """``step(*inputs)`` -> loss (0-dim tensor on the device), replaying one captured training step.
+
+    ``loss_of(*inputs)`` must run the forward and return the loss; the graph adds backward and
+    ``optimizer.step()``. ``example`` gives the inputs' shapes and dtypes (their values are only
+    used by the warm-up steps, which do update the weights). The optimizer must have been made
+    with ``capturable=True``. Raises RuntimeError where capture is not possible (no GPU, or an op
+    in the step that syncs with the host).
+    """
+
+    def __init__(self, loss_of: Callable[..., torch.Tensor], optimizer: torch.optim.Optimizer,
+                 example: tuple[torch.Tensor, ...], warmup: int = 3):
+        if not example or not all(t.is_cuda for t in example):
+            raise RuntimeError("a CUDA graph needs the step's inputs on a CUDA device")
+        for group in optimizer.param_groups:
+            if not group.get("capturable", False):
+                raise RuntimeError("the optimizer must be made with capturable=True to be captured")
+        self.inputs = tuple(t.clone() for t in example)
+        self.optimizer = optimizer
+
+        def step():
+            optimizer.zero_grad(set_to_none=False)
+            loss = loss_of(*self.inputs)
+            loss.backward()
+            optimizer.step()
+            return loss
+
+        # warm up on a side stream (as torch.cuda.graphs asks): compiles the Triton kernels and
+        # makes the gradient buffers and optimizer state that the graph then reuses
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for _ in range(max(1, warmup)):
+                step()
+        torch.cuda.current_stream().wait_stream(side)
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph):
+            self.loss = step()
+
+    def __call__(self, *inputs: torch.Tensor) -> torch.Tensor:
+        """Copy ``inputs`` (the example's shapes) into the graph's buffers and replay one step."""
+        if len(inputs) != len(self.inputs):
+            raise ValueError(f"expected {len(self.inputs)} inputs, got {len(inputs)}")
+        for dst, src in zip(self.inputs, inputs):
+            if src.shape != dst.shape:
+                raise ValueError(f"input shape {tuple(src.shape)} is not the captured {tuple(dst.shape)}")
+            if src.data_ptr() != dst.data_ptr():
+                dst.copy_(src)
+        self.graph.replay()
+        return self.loss
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:

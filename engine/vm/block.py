@@ -217,8 +217,8 @@ class MosaicBlock(nn.Module):
             rows, pos = at // T, at % T
             tb = None if t_bucket is None else t_bucket.reshape(-1)[at]
             probes = m.force(read_logits.reshape(B * T, -1)[at], tb).topk(m.Ps, dim=-1).indices
-            pl = plan_slots(static=cap is not None, threshold=m.threshold, write=(op == WRITE) & gate, clear=op == CLEAR,
-                            bucket=bucket, keys=keys.detach(), utility=utility.detach(), pos0=pos0,
+            pl = plan_slots(static=cap is not None, threshold=m.threshold, write=(op == WRITE) & gate,
+                            clear=op == CLEAR, bucket=bucket, keys=keys.detach(), utility=utility.detach(), pos0=pos0,
                             read_rows=rows, read_pos=pos, read_probes=probes, init_valid=st.mem_valid,
                             init_keys=st.mem_keys, init_utility=st.mem_utility, init_age=st.mem_age)
         span = NB * W + T

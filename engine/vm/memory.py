@@ -112,7 +112,7 @@ class Memory(nn.Module):
         return self.out(mixed)
 
     def mix_pair(self, q, keys, values, live, sel_read, sel_scan) -> torch.Tensor:
-        """:meth:`mix` for decoding, scoring the slots once for both reads.
+        """Both reads for decoding (:meth:`mix_rows`'s math over gathered slots), scoring them once.
 
         Same math as two ``read_slots`` calls (plain read over the first P*W slots,
         scan over all), in about a third of the ops: the scores and their exp are

@@ -88,7 +88,8 @@ def _bwd_local_kernel(a_ptr, gout_ptr, g_ptr, start_ptr, prod_ptr, T, N, L, NC, 
         t = c * L + L - 1 - i
         mt = m & (offs * 0 + t < T)
         # a_{t+1}; past the end nothing flows back (0), and padding past T stays the identity
-        a_next = tl.load(a_ptr + bi * sab + (t + 1) * sat + offs, mask=mt & (offs * 0 + t + 1 < T), other=0.0).to(tl.float32)
+        a_next = tl.load(a_ptr + bi * sab + (t + 1) * sat + offs, mask=mt & (offs * 0 + t + 1 < T),
+                         other=0.0).to(tl.float32)
         a_next = tl.where(t < T, a_next, 1.0)
         g = g * a_next + tl.load(gout_ptr + (bi * T + t) * N + offs, mask=mt, other=0.0).to(tl.float32)
         p = p * a_next
@@ -117,7 +118,8 @@ def _bwd_fix_kernel(a_ptr, h0_ptr, out_ptr, carry_ptr, g_ptr, da_ptr, dh0_ptr, T
     for i in range(L):
         t = c * L + L - 1 - i
         mt = m & (offs * 0 + t < T)
-        a_next = tl.load(a_ptr + bi * sab + (t + 1) * sat + offs, mask=mt & (offs * 0 + t + 1 < T), other=0.0).to(tl.float32)
+        a_next = tl.load(a_ptr + bi * sab + (t + 1) * sat + offs, mask=mt & (offs * 0 + t + 1 < T),
+                         other=0.0).to(tl.float32)
         p = p * tl.where(t < T, a_next, 1.0)
         at = g_ptr + (bi * T + t) * N + offs
         g = tl.load(at, mask=mt, other=0.0) + p * carry

@@ -33,7 +33,8 @@ def test_padded_columns_and_tensor_weights_change_no_loss():
     wide = pad_columns(batch, {g: w + 5 for g, w in widths.items()})
     assert column_widths(wide) == {g: w + 5 for g, w in widths.items()}
     tensors = {k: torch.tensor(v) for k, v in weights.items()}
-    loss, parts = compute_losses(out, wide, tensors, mem_layers, active=frozenset(k for k, v in weights.items() if v > 0))
+    active = frozenset(k for k, v in weights.items() if v > 0)
+    loss, parts = compute_losses(out, wide, tensors, mem_layers, active=active)
     assert torch.allclose(loss, ref_loss, rtol=1e-6), (loss, ref_loss)
     for k in ref:
         assert torch.allclose(parts[k], ref[k], rtol=1e-5, atol=1e-7), k
