@@ -310,10 +310,10 @@ def _softmax_read(logits, live, v):
 
 
 @triton.jit
-def _rows_fwd_kernel(q_ptr, k_ptr, v_ptr, idx_ptr, mask_ptr, rp_ptr, rw_ptr, lsep_ptr, lsew_ptr,
-                     S, PLAIN, DK, DV, scale,
-                     WIDE: tl.constexpr, BS: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr):
-    n = tl.program_id(0).to(tl.int64)
+def _rows_slots(q_ptr, k_ptr, v_ptr, idx_ptr, mask_ptr, n, S, DK, DV, scale,
+                BS: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr):
+    """Read n's slots: (offsets s, ok, ov; masks mk, mv; live [BS]; rows [BS]; q [BK]; k [BS, BK];
+    v [BS, BV]; scores [BS]). Only live rows are loaded: a dead slot costs no memory traffic."""
     s = tl.arange(0, BS)
     ok = tl.arange(0, BK)
     ov = tl.arange(0, BV)
@@ -321,10 +321,18 @@ def _rows_fwd_kernel(q_ptr, k_ptr, v_ptr, idx_ptr, mask_ptr, rp_ptr, rw_ptr, lse
     live = (tl.load(mask_ptr + n * S + s, mask=ms, other=0) != 0) & ms
     row = tl.load(idx_ptr + n * S + s, mask=ms, other=0)
     q = tl.load(q_ptr + n * DK + ok, mask=mk, other=0.0)
-    # only live rows are read: a dead slot costs no memory traffic
     k = tl.load(k_ptr + row[:, None] * DK + ok[None, :], mask=live[:, None] & mk[None, :], other=0.0)
     v = tl.load(v_ptr + row[:, None] * DV + ov[None, :], mask=live[:, None] & mv[None, :], other=0.0)
-    logits = tl.sum(k * q[None, :], axis=1) * scale
+    return s, ok, ov, mk, mv, live, row, q, k, v, tl.sum(k * q[None, :], axis=1) * scale
+
+
+@triton.jit
+def _rows_fwd_kernel(q_ptr, k_ptr, v_ptr, idx_ptr, mask_ptr, rp_ptr, rw_ptr, lsep_ptr, lsew_ptr,
+                     S, PLAIN, DK, DV, scale,
+                     WIDE: tl.constexpr, BS: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr):
+    n = tl.program_id(0).to(tl.int64)
+    s, ok, ov, mk, mv, live, row, q, k, v, logits = _rows_slots(q_ptr, k_ptr, v_ptr, idx_ptr, mask_ptr, n, S, DK,
+                                                                DV, scale, BS, BK, BV)
     out, lse = _softmax_read(logits, live & (s < PLAIN), v)
     tl.store(rp_ptr + n * DV + ov, out, mask=mv)
     tl.store(lsep_ptr + n, lse)
@@ -349,17 +357,9 @@ def _rows_bwd_kernel(q_ptr, k_ptr, v_ptr, idx_ptr, mask_ptr, lsep_ptr, lsew_ptr,
                      S, PLAIN, DK, DV, scale,
                      WIDE: tl.constexpr, BS: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr):
     n = tl.program_id(0).to(tl.int64)
-    s = tl.arange(0, BS)
-    ok = tl.arange(0, BK)
-    ov = tl.arange(0, BV)
-    ms, mk, mv = s < S, ok < DK, ov < DV
-    live = (tl.load(mask_ptr + n * S + s, mask=ms, other=0) != 0) & ms
-    row = tl.load(idx_ptr + n * S + s, mask=ms, other=0)
-    q = tl.load(q_ptr + n * DK + ok, mask=mk, other=0.0)
+    s, ok, ov, mk, mv, live, row, q, k, v, logits = _rows_slots(q_ptr, k_ptr, v_ptr, idx_ptr, mask_ptr, n, S, DK,
+                                                                DV, scale, BS, BK, BV)
     km, vm = live[:, None] & mk[None, :], live[:, None] & mv[None, :]
-    k = tl.load(k_ptr + row[:, None] * DK + ok[None, :], mask=km, other=0.0)
-    v = tl.load(v_ptr + row[:, None] * DV + ov[None, :], mask=vm, other=0.0)
-    logits = tl.sum(k * q[None, :], axis=1) * scale
     do = tl.load(drp_ptr + n * DV + ov, mask=mv, other=0.0)
     ds, dv = _softmax_read_grad(logits, live & (s < PLAIN), tl.load(lsep_ptr + n), v, do)
     if WIDE:
