@@ -49,8 +49,9 @@ def compact(mask: torch.Tensor, capacity: int | None) -> tuple[torch.Tensor, tor
 
 
 def memory_blocks(model: nn.Module) -> list[nn.Module]:
-    """The blocks of ``model`` (a MosaicLM) that have a memory."""
-    return [blk for blk in model.blocks if blk.memory is not None]
+    """The blocks of ``model`` (a MosaicLM) that have a memory; none for another model (the
+    window baseline)."""
+    return [blk for blk in getattr(model, "blocks", ()) if getattr(blk, "memory", None) is not None]
 
 
 def set_read_capacity(model: nn.Module, capacity: ReadCapacity | None) -> None:

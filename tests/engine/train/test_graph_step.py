@@ -11,8 +11,8 @@ from engine.train.loop import _teacher, aux_weights, build_model, train
 from engine.train.losses import compute_losses
 
 
-def _setup(seed=0):
-    cfg = train_preset("tiny", seed=seed, seq_len=96, batch_size=3)
+def _setup(seed=0, arch="mosaic"):
+    cfg = train_preset("tiny", seed=seed, seq_len=96, batch_size=3, arch=arch)
     torch.manual_seed(seed)
     model, _, mem_layers, n_buckets = build_model(cfg)
     return cfg, model, mem_layers, n_buckets
@@ -42,8 +42,8 @@ def test_padded_columns_and_tensor_weights_change_no_loss():
         pad_columns(batch, {g: 0 for g in widths})
 
 
-def _train(graphed: bool, steps: int = 12):
-    cfg, model, mem_layers, n_buckets = _setup(1)
+def _train(graphed: bool, steps: int = 12, arch: str = "mosaic"):
+    cfg, model, mem_layers, n_buckets = _setup(1, arch)
     # plain SGD: AdamW turns rounding-level differences of a near-zero gradient into steps of size
     # lr, and moves a parameter with a zero gradient (the graph's) but not one with none (eager)
     opt = torch.optim.SGD(model.parameters(), lr=0.05)
@@ -55,7 +55,7 @@ def _train(graphed: bool, steps: int = 12):
     for step in range(steps):
         batch = _batch(cfg, n_buckets, step)
         # half the rows teacher-forced: the others read where the model decides, so counts vary
-        teacher = _teacher(batch, 0.5)
+        teacher = _teacher(batch, 0.5) if arch == "mosaic" else None
         weights = aux_weights(cfg, step / steps)
         set_lr(opt, 0.05 * (1 - step / steps))
         if graphed:
@@ -81,6 +81,15 @@ def test_graph_steps_train_as_the_plain_loop_through_overflows_and_wider_batches
     assert torch.allclose(torch.tensor(losses), torch.tensor(ref_losses), rtol=1e-4), (losses, ref_losses)
     for (n, p), q in zip(ref_model.named_parameters(), model.parameters()):
         assert torch.allclose(p, q, rtol=1e-4, atol=1e-6), f"{n}: max diff {(p - q).abs().max()}"
+
+
+def test_graph_steps_train_the_window_baseline_as_the_plain_loop():
+    ref_losses, ref_model, _ = _train(False, steps=4, arch="window")
+    losses, model, step_fn = _train(True, steps=4, arch="window")
+    assert step_fn.overflows == 0   # no memory: no read can overflow
+    assert losses == pytest.approx(ref_losses, rel=1e-5)
+    for (n, p), q in zip(ref_model.named_parameters(), model.parameters()):
+        assert torch.allclose(p, q, rtol=1e-4, atol=1e-6), n
 
 
 def test_cuda_graph_on_a_cpu_is_refused_in_one_line(tmp_path):
