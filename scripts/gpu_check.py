@@ -429,6 +429,65 @@ def time_train_loop(dev, steps: int = 80):
         log(f"   step {s0}: loss eager {l0:.4f}, graph {l1:.4f}")
 
 
+def _logged_losses(lines):
+    import re
+    found = (re.search(r"step (\d+)/\d+ loss=([\d.]+)", x) for x in lines)
+    return [(int(m.group(1)), float(m.group(2))) for m in found if m]
+
+
+def check_trainer_graph(dev, steps: int = 40):
+    """--cuda-graph beyond the default run: the window baseline eager and graphed (logged losses),
+    and a graphed MOSAIC run interrupted after half its steps and resumed (its final loss against
+    an uninterrupted graphed run's)."""
+    import tempfile
+
+    import engine.train.loop as loop
+    from engine.train.config import train_preset
+
+    def run(cfg, folder, resume=False):
+        lines = []
+        info = loop.train(cfg, folder, device=str(dev), resume=resume, log=lines.append, progress_bar=False)
+        return info, lines
+
+    with tempfile.TemporaryDirectory() as tmp, _env("MOSAIC_PLANNER", "chains"):
+        tmp = Path(tmp)
+        losses = {}
+        for graph in (False, True):
+            cfg = train_preset("default", arch="window", steps=steps, eval_every=10 ** 6, cuda_graph=graph)
+            info, lines = run(cfg, tmp / f"window-{graph}")
+            losses[graph] = _logged_losses(lines)
+            log(f"   window {'graphed' if graph else 'eager'}: {losses[graph]}, {info['tokens_per_s']:,.0f} tokens/s "
+                "(whole run)")
+        diffs = [abs(a[1] - b[1]) / max(abs(a[1]), 1e-9) for a, b in zip(losses[False], losses[True])]
+        ok = bool(diffs) and max(diffs) <= 1e-2
+        RESULTS["checks"].append({"name": "trainer --cuda-graph, window baseline: losses vs eager", "ok": ok,
+                                  "err": max(diffs, default=float("nan"))})
+        log(f"   {'ok ' if ok else 'BAD'} window graphed vs eager losses: worst relative difference "
+            f"{max(diffs, default=float('nan')):.2e}")
+        cfg = train_preset("default", steps=steps, eval_every=10 ** 6, cuda_graph=True)
+        full, _ = run(cfg, tmp / "full")
+        real = loop.batch_stream
+
+        def limited(*a, **kw):
+            for i, b in enumerate(real(*a, **kw)):
+                if i >= steps // 2:
+                    raise KeyboardInterrupt
+                yield b
+        loop.batch_stream = limited
+        try:
+            run(cfg.replace(checkpoint_every=steps // 2), tmp / "part")
+        except KeyboardInterrupt:
+            pass
+        finally:
+            loop.batch_stream = real
+        resumed, _ = run(cfg, tmp / "part", resume=True)
+    err = abs(resumed["final_loss"] - full["final_loss"]) / abs(full["final_loss"])
+    ok = resumed["steps_done"] == steps and err <= 1e-2
+    RESULTS["checks"].append({"name": "trainer --cuda-graph: resumed run vs uninterrupted", "ok": ok, "err": err})
+    log(f"   {'ok ' if ok else 'BAD'} graphed run resumed at step {steps // 2}: final loss {resumed['final_loss']} "
+        f"against {full['final_loss']} uninterrupted")
+
+
 def _env(name, value):
     from engine.bench.common import env_set
     return env_set(name, value)
@@ -664,6 +723,7 @@ def main():
         section("time train", time_report, bench_train, dev)
         section("time train, batch 64", time_report, bench_train, dev, batch=64)
         section("time the trainer, eager and graphed", time_train_loop, dev)
+        section("check the graphed trainer: window baseline, resume", check_trainer_graph, dev)
         section("profile a training step", _profile_train, dev)
         return _finish(out)
     section("check scan twin", check_scan, dev)
@@ -693,6 +753,7 @@ def main():
         section("time train", time_report, bench_train, dev)
         section("time train, batch 64", time_report, bench_train, dev, batch=64)
         section("time the trainer, eager and graphed", time_train_loop, dev)
+        section("check the graphed trainer: window baseline, resume", check_trainer_graph, dev)
     else:
         log("skipping train timing: out of budget")
     if left() > 30 and not args.skip_train:
