@@ -29,9 +29,11 @@ def _assert_same(a, b):
         assert torch.allclose(x, y, rtol=1e-5, atol=1e-7), f"grad {n}: max diff {(x - y).abs().max()}"
 
 
-@pytest.mark.parametrize("B,T,seed", [(1, 1, 0), (3, 67, 1), (2, 129, 2)])
-@pytest.mark.parametrize("kernels_mode", ["naive", "triton"])
-def test_capacities_that_fit_give_the_exact_forward(B, T, seed, kernels_mode, monkeypatch):
+@pytest.mark.parametrize("kernels_mode,B,T,seed", [
+    ("naive", 1, 1, 0), ("naive", 3, 67, 1), ("naive", 2, 129, 2),
+    ("triton", 3, 37, 1),   # the Triton twins through the interpreter (slow: one odd size)
+])
+def test_capacities_that_fit_give_the_exact_forward(kernels_mode, B, T, seed, monkeypatch):
     monkeypatch.setenv("MOSAIC_KERNELS", kernels_mode)
     ids = torch.randint(0, 256, (B, T), generator=torch.Generator().manual_seed(seed))
     model = make_model(seed).train()
