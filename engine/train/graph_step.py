@@ -26,6 +26,7 @@ needs: Triton compiles, gradient buffers exist) and is a real training step.
 """
 from __future__ import annotations
 
+import math
 from contextlib import nullcontext
 from typing import Callable
 
@@ -59,7 +60,7 @@ def pad_columns(batch: dict[str, torch.Tensor], widths: dict[str, int]) -> dict[
 
 
 def _round_up(n: float, multiple: int) -> int:
-    return -(-int(n + 0.999) // multiple) * multiple
+    return math.ceil(n / multiple) * multiple
 
 
 class GraphedTrainStep:
@@ -127,8 +128,9 @@ class GraphedTrainStep:
             self.optimizer.step()
         if side is not None:
             torch.cuda.current_stream().wait_stream(side)
-        seen = counter.need if self.capacity is None else larger(counter.need, self.capacity)
-        self.capacity = padded(seen, self.headroom, self.multiple)
+        need, cap = counter.need, self.capacity
+        if cap is None or need.reads > cap.reads or need.scans > cap.scans:   # grow only past it
+            self.capacity = padded(need if cap is None else larger(need, cap), self.headroom, self.multiple)
         self.static_batch = {k: v.clone() for k, v in batch.items()}
         self.static_teacher = None if teacher is None else type(teacher)(
             *(None if x is None else x.clone() for x in (teacher.opcodes, teacher.write_gate, teacher.bucket)))
