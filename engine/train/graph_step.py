@@ -71,15 +71,17 @@ class GraphedTrainStep:
     weights, active) -> (loss, parts) runs the forward (under autocast if wanted) and
     :func:`engine.train.losses.compute_losses` with those ``active`` terms, weights 0-dim tensors.
     weights: the auxiliary weights of the first step (their names fix the active terms).
+    columns: False where the losses never read the InfoNCE columns (the window baseline's): they
+    are left out of the graph's inputs, so their widths never make it capture again.
     """
 
     def __init__(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
                  loss_of: Callable, weights: dict[str, float], grad_clip: float, device: torch.device,
-                 capture: bool = True, headroom: float = 1.5, multiple: int = 64):
+                 capture: bool = True, headroom: float = 1.5, multiple: int = 64, columns: bool = True):
         if capture and device.type != "cuda":
             raise ValueError("--cuda-graph needs a CUDA device")
         self.model, self.optimizer, self.loss_of = model, optimizer, loss_of
-        self.grad_clip, self.capture = grad_clip, capture
+        self.grad_clip, self.capture, self.columns = grad_clip, capture, columns
         self.headroom, self.multiple = headroom, multiple
         self.weights = {k: torch.tensor(float(v), device=device) for k, v in weights.items()}
         self.active = frozenset(k for k, v in weights.items() if v > 0)
@@ -95,6 +97,8 @@ class GraphedTrainStep:
              ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Train on ``batch`` (tensors on the device) with ``teacher`` (or None) and the current
         auxiliary ``weights``; returns (loss, parts), valid until the next call."""
+        if not self.columns:  # losses that never look at the InfoNCE columns (the window baseline)
+            batch = {k: v for k, v in batch.items() if not any(k in cols for cols in COLUMNS.values())}
         need = column_widths(batch)
         if self.widths is None or any(need[g] > self.widths.get(g, 0) for g in need):
             old = self.widths or {}

@@ -310,7 +310,8 @@ def train(cfg: TrainConfig, out_dir: str | Path, device: str | None = None, resu
             weights = aux_weights(cfg, progress)
             if cfg.cuda_graph:
                 if graphed is None:
-                    graphed = GraphedTrainStep(model, opt, loss_of, weights, cfg.grad_clip, dev)
+                    graphed = GraphedTrainStep(model, opt, loss_of, weights, cfg.grad_clip, dev,
+                                               columns=cfg.arch == "mosaic")
                 loss, parts = graphed.step(batch, teacher, weights)
             else:
                 loss, parts = loss_of(batch, teacher, weights)

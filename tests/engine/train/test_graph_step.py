@@ -61,7 +61,7 @@ def _train(graphed: bool, steps: int = 12, arch: str = "mosaic"):
         if graphed:
             if step_fn is None:  # exact capacities and widths: later batches outgrow them
                 step_fn = GraphedTrainStep(model, opt, loss_of, weights, cfg.grad_clip, torch.device("cpu"),
-                                           capture=False, headroom=1.0, multiple=1)
+                                           capture=False, headroom=1.0, multiple=1, columns=arch == "mosaic")
             loss, _ = step_fn.step(batch, teacher, weights)
         else:
             loss, _ = loss_of(batch, teacher, weights)
@@ -86,7 +86,7 @@ def test_graph_steps_train_as_the_plain_loop_through_overflows_and_wider_batches
 def test_graph_steps_train_the_window_baseline_as_the_plain_loop():
     ref_losses, ref_model, _ = _train(False, steps=4, arch="window")
     losses, model, step_fn = _train(True, steps=4, arch="window")
-    assert step_fn.overflows == 0   # no memory: no read can overflow
+    assert step_fn.overflows == 0 and step_fn.captures == 1   # no memory, no columns: one capture
     assert losses == pytest.approx(ref_losses, rel=1e-5)
     for (n, p), q in zip(ref_model.named_parameters(), model.parameters()):
         assert torch.allclose(p, q, rtol=1e-4, atol=1e-6), n
