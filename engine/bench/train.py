@@ -81,7 +81,7 @@ def bench_train(device: torch.device, model: str | None = None, batch: int | Non
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
     else:
-        report.notes.append("no GPU: naive kernels only, small batch and length")
+        report.notes.append("no GPU: naive kernels only, small batch and length, no CUDA-graph rows")
     report.notes.append(f"batch {batch} x length {length}; float32 (TF32 matmuls on GPU); AdamW")
     g = torch.Generator().manual_seed(0)
     ids = torch.randint(0, 256, (batch, length + 1), generator=g).to(device)
