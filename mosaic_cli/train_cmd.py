@@ -27,7 +27,10 @@ def train(
     arch: str = typer.Option("mosaic", "--arch", help="mosaic | window (the windowed-attention baseline)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Run folder (default: MOSAIC_HOME/models/<preset>-<arch>)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the model and the data."),
-    time_budget: Optional[float] = typer.Option(None, "--time-budget", min=0, help="Seconds; stop and save when spent."),
+    time_budget: Optional[float] = typer.Option(
+        None, "--time-budget", min=0,
+        help="Seconds; stop and save when spent. The step count still ends the run if it comes first: "
+             "pass a large --steps to train for the whole budget."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1),
     seq_len: Optional[int] = typer.Option(None, "--seq-len", min=16),
     workers: Optional[int] = typer.Option(None, "--workers", min=0, help="Data-loader processes."),

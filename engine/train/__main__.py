@@ -24,7 +24,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--seq-len", type=int, default=None)
     p.add_argument("--lr", type=float, default=None)
-    p.add_argument("--time-budget", type=float, default=None, help="seconds; stop and save when spent")
+    p.add_argument("--time-budget", type=float, default=None,
+                   help="seconds; stop and save when spent (the step count still ends the run if it comes "
+                        "first: pass a large --steps to train for the whole budget)")
     p.add_argument("--workers", type=int, default=None, help="data-loader processes")
     p.add_argument("--eval-every", type=int, default=None)
     p.add_argument("--no-amp", action="store_true", help="no bf16 autocast on CUDA")
