@@ -323,7 +323,7 @@ def check_graphed_train(dev):
 
     import torch.nn.functional as F
 
-    from engine.bench.train import planner_mode
+    from engine.bench.decode import kernels_mode
     from engine.train.graph_step import GraphedStep
     from engine.vm.static_reads import count_reads, padded, read_capacity, read_overflow
     from kernels.testing import error_ratio
@@ -335,7 +335,7 @@ def check_graphed_train(dev):
 
     def run(capacity):
         net.zero_grad(set_to_none=True)
-        with _mode_and(lambda: read_capacity(net, capacity)):
+        with kernels_mode("triton"), read_capacity(net, capacity):
             out = net(ids, teacher=teacher)
             out.logits.float().square().mean().backward()
             over = read_overflow(net)
@@ -343,8 +343,7 @@ def check_graphed_train(dev):
 
     exact, g_exact, _ = run(None)
     cap = padded(count_reads(net, ids, teacher))
-    with planner_mode("chains"):
-        fixed, g_fixed, over = run(cap)
+    fixed, g_fixed, over = run(cap)   # fixed capacities take the chains planner
     log(f"   capacities {cap} for reads of {B}x{T}; overflow {bool(over)}")
     check("fixed capacities vs exact: logits", fixed.logits, exact.logits, 1e-5)
     sx, sf = exact.state.named_tensors(), fixed.state.named_tensors()
@@ -386,7 +385,7 @@ def check_graphed_train(dev):
         loss = loss_of(graphed)(x)
         flags[:] = [read_overflow(graphed)]
         return loss
-    with _mode_and(lambda: planner_mode("chains")), read_capacity(graphed, cap):
+    with kernels_mode("triton"), read_capacity(graphed, cap):
         step = GraphedStep(graphed_loss, gopt, (batches[0],), warmup=3)
         graph_losses = []
         for x in batches[3:]:
@@ -491,17 +490,6 @@ def check_trainer_graph(dev, steps: int = 40):
 def _env(name, value):
     from engine.bench.common import env_set
     return env_set(name, value)
-
-
-def _mode_and(ctx):
-    """Triton kernels and the context ``ctx()`` makes, together."""
-    from contextlib import ExitStack
-
-    from engine.bench.decode import kernels_mode
-    stack = ExitStack()
-    stack.enter_context(kernels_mode("triton"))
-    stack.enter_context(ctx())
-    return stack
 
 
 def check_fastpath(dev):

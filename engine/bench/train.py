@@ -171,10 +171,10 @@ def _graphed(net: torch.nn.Module, ids: torch.Tensor, logits_of, extra=None):
 
 def _time_graphed_mosaic(net, ids: torch.Tensor, device: torch.device, iters: int) -> tuple[float, bool]:
     """Seconds per replayed MOSAIC training step at fixed read capacities (the batch's own counts
-    with room to spare) and the chains planner; and whether every replay's reads fit."""
+    with room to spare; they imply the chains planner); and whether every replay's reads fit."""
     from engine.vm.static_reads import count_reads, padded, read_capacity, read_overflow
     cap = padded(count_reads(net, ids[:, :-1]))
-    with planner_mode("chains"), read_capacity(net, cap):
+    with read_capacity(net, cap):
         step = _graphed(net, ids, lambda m, x: m(x).logits, extra=read_overflow)
         overflow = torch.zeros((), dtype=torch.bool, device=device)
 

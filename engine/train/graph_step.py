@@ -27,7 +27,7 @@ needs: Triton compiles, gradient buffers exist) and is a real training step.
 from __future__ import annotations
 
 import math
-from contextlib import nullcontext
+from contextlib import contextmanager
 from typing import Callable
 
 import torch
@@ -57,6 +57,20 @@ def pad_columns(batch: dict[str, torch.Tensor], widths: dict[str, int]) -> dict[
             if extra:
                 out[name] = torch.cat([x, x.new_zeros(x.shape[0], extra)], dim=1)
     return out
+
+
+@contextmanager
+def _side_stream(enabled: bool = True):
+    """Inside the ``with``: a fresh CUDA stream that waits for the current one, which waits for it
+    after (where PyTorch's capture recipe wants the warm-up); nothing when not ``enabled``."""
+    if not enabled:
+        yield
+        return
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        yield
+    torch.cuda.current_stream().wait_stream(side)
 
 
 def _round_up(n: float, multiple: int) -> int:
@@ -120,18 +134,13 @@ class GraphedTrainStep:
     # ------------------------------------------------------------------------------------------
     def _eager_then_capture(self, batch, teacher):
         """This step eagerly (exact reads; counted), then the graphs for the batches after it."""
-        side = torch.cuda.Stream() if self.capture else None
-        if side is not None:
-            side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side) if side is not None else nullcontext():
+        with _side_stream(self.capture):
             with ReadCounter(self.model) as counter:
                 self.optimizer.zero_grad(set_to_none=False)
                 loss, parts = self.loss_of(batch, teacher, self.weights, self.active)
                 loss.backward()
             self._clip()
             self.optimizer.step()
-        if side is not None:
-            torch.cuda.current_stream().wait_stream(side)
         need, cap = counter.need, self.capacity
         if cap is None or need.reads > cap.reads or need.scans > cap.scans:   # grow only past it
             self.capacity = padded(need if cap is None else larger(need, cap), self.headroom, self.multiple)
@@ -210,12 +219,9 @@ class GraphedStep:
 
         # warm up on a side stream (as torch.cuda.graphs asks): compiles the Triton kernels and
         # makes the gradient buffers and optimizer state that the graph then reuses
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):
+        with _side_stream():
             for _ in range(max(1, warmup)):
                 step()
-        torch.cuda.current_stream().wait_stream(side)
         self.graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(self.graph):
             self.loss = step()

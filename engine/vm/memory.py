@@ -128,15 +128,6 @@ class Memory(nn.Module):
         r = w @ values                                                          # [B, 2, dv]
         return self.out(sel_read.unsqueeze(-1) * r[:, 0] + sel_scan.unsqueeze(-1) * r[:, 1])
 
-    def mix_read_only(self, q, keys, values, live, sel_read) -> torch.Tensor:
-        """W_o (sel_read * read_P) over the P*W slots of a plain read: [N, d].
-
-        Where SCAN is not selected its term is exactly zero in value, so forward skips
-        gathering the wide scan at READ positions (4x fewer slots); only the STE
-        gradient toward choosing SCAN there is given up.
-        """
-        return self.out(sel_read.unsqueeze(-1) * read_slots(q, keys, values, live))
-
     # ------------------------------------------------------------------------------------------
     def step_(self, st, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, utility: torch.Tensor,
               pos: torch.Tensor, sel_read: torch.Tensor, sel_scan: torch.Tensor,

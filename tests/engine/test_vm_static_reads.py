@@ -41,7 +41,6 @@ def test_capacities_that_fit_give_the_exact_forward(kernels_mode, B, T, seed, mo
     exact = _run(model, ids, teacher)
     need = count_reads(model, ids, teacher)
     assert B * T < 10 or (need.reads > 0 and need.scans > 0)   # the case really reads both ways
-    monkeypatch.setenv("MOSAIC_PLANNER", "chains")
     for cap in (need, padded(need), ReadCapacity(need.reads + 3, need.scans + 1)):
         with read_capacity(model, cap):
             got = _run(model, ids, teacher)
@@ -50,8 +49,7 @@ def test_capacities_that_fit_give_the_exact_forward(kernels_mode, B, T, seed, mo
     assert read_overflow(model) is None   # the exact forward is back after the with
 
 
-def test_too_small_a_capacity_is_flagged(monkeypatch):
-    monkeypatch.setenv("MOSAIC_PLANNER", "chains")
+def test_too_small_a_capacity_is_flagged():
     B, T = 2, 61
     ids = torch.randint(0, 256, (B, T), generator=torch.Generator().manual_seed(3))
     model = make_model(3).train()
@@ -120,7 +118,6 @@ def test_with_capacities_no_shape_depends_on_the_data(monkeypatch):
     model = make_model(4).train()
     need = count_reads(model, ids)
     assert need.reads > 0 and need.scans > 0
-    monkeypatch.setenv("MOSAIC_PLANNER", "chains")
     exact_ops = _ops_of_a_training_step(model, ids, monkeypatch)
     assert any(o.startswith("aten.nonzero.") for o in exact_ops)   # the check can fail
     with read_capacity(model, padded(need)):
