@@ -44,6 +44,11 @@ def _train_step_fn(net: torch.nn.Module, ids: torch.Tensor, logits_of):
     return step
 
 
+def _logits(model: torch.nn.Module, ids: torch.Tensor) -> torch.Tensor:
+    """A training forward's logits: no final state (MosaicLM's keep_state; the baseline ignores it)."""
+    return model(ids, keep_state=False).logits
+
+
 def planner_mode(planner: str):
     """Inside the ``with``: ``MOSAIC_PLANNER`` = ``planner`` (device | host | chains); restored after."""
     return env_set("MOSAIC_PLANNER", planner)
@@ -98,7 +103,7 @@ def bench_train(device: torch.device, model: str | None = None, batch: int | Non
         path = f"mosaic {mode}" + {"host": ", host planner", "chains": ", chains planner"}.get(planner, "")
         try:
             with kernels_mode(mode), planner_mode(planner):
-                step = _train_step_fn(net, ids, lambda m, x: m(x).logits)
+                step = _train_step_fn(net, ids, _logits)
                 t = median_seconds(step, device, warmup=2, iters=iters)
                 with timed_planning() as planning:
                     step()
@@ -123,7 +128,7 @@ def bench_train(device: torch.device, model: str | None = None, batch: int | Non
     base = None
     try:
         base = WindowLM(matched_window_config(net.config, window=length)).to(device).train()
-        t = median_seconds(_train_step_fn(base, ids, lambda m, x: m(x).logits), device, warmup=2, iters=iters)
+        t = median_seconds(_train_step_fn(base, ids, _logits), device, warmup=2, iters=iters)
         times["window"] = t
         report.rows.append({"path": "window transformer (SDPA)", "batch": batch, "length": length,
                             "params": n_params(base), "tokens_per_s": tokens / t, "ms_per_step": t * 1e3})
@@ -131,7 +136,7 @@ def bench_train(device: torch.device, model: str | None = None, batch: int | Non
         report.notes.append(f"window transformer: {type(e).__name__}: {e}")
     if gpu and base is not None:
         try:
-            t = median_seconds(_graphed(base, ids, lambda m, x: m(x).logits), device, warmup=2, iters=iters)
+            t = median_seconds(_graphed(base, ids, _logits), device, warmup=2, iters=iters)
             times["window graph"] = t
             report.rows.append({"path": "window transformer (SDPA), CUDA graph", "batch": batch,
                                 "length": length, "params": n_params(base), "tokens_per_s": tokens / t,
@@ -175,7 +180,7 @@ def _time_graphed_mosaic(net, ids: torch.Tensor, device: torch.device, iters: in
     from engine.vm.static_reads import count_reads, padded, read_capacity, read_overflow
     cap = padded(count_reads(net, ids[:, :-1]))
     with read_capacity(net, cap):
-        step = _graphed(net, ids, lambda m, x: m(x).logits, extra=read_overflow)
+        step = _graphed(net, ids, _logits, extra=read_overflow)
         overflow = torch.zeros((), dtype=torch.bool, device=device)
 
         def timed():

@@ -106,7 +106,7 @@ def heldout_check(model, cfg: TrainConfig, n_buckets: int, device: torch.device,
         b = to_device(make_batch(10_000_000 + i, min(cfg.batch_size, 16), cfg.seq_len, n_buckets,
                                  cfg.seed, 0, split="heldout"), device)
         with autocast():
-            out = model(b["ids"])
+            out = model(b["ids"], keep_state=False)
         logits = out.logits.float()
         ids = b["ids"]
         ce = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, 256), ids[:, 1:].reshape(-1))
@@ -278,7 +278,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, device: str | None = None, resu
 
     def loss_of(b, t, w, active=None):
         with autocast():
-            output = net(b["ids"], teacher=t)
+            output = net(b["ids"], teacher=t, keep_state=False)
         return compute_losses(output, b, w, mem_layers, cfg.infonce_tau, active=active)
 
     if bar.p is not None:  # log lines go through the bar's console so they do not tear it

@@ -133,8 +133,10 @@ class WindowLM(nn.Module):
     def device(self) -> torch.device:
         return self.embed.weight.device
 
-    def forward(self, ids: torch.Tensor, state=None, teacher=None, kv: list | None = None) -> WindowOutput:
-        """ids [B, T] -> logits [B, T, 256]; ``state`` and ``teacher`` are accepted and ignored."""
+    def forward(self, ids: torch.Tensor, state=None, teacher=None, kv: list | None = None,
+                keep_state: bool = True) -> WindowOutput:
+        """ids [B, T] -> logits [B, T, 256]; ``state``, ``teacher`` and ``keep_state`` (MosaicLM's
+        call) are accepted and ignored."""
         x = self.embed(ids)
         for layer in self.layers:
             x = layer(x, self.config.window, kv)

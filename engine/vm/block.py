@@ -148,11 +148,13 @@ class MosaicBlock(nn.Module):
         return y, op, info, delta
 
     # --- a whole sequence ----------------------------------------------------------------------
-    def forward(self, x: torch.Tensor, st: LayerState, pos0: torch.Tensor, t_op=None, t_gate=None, t_bucket=None):
+    def forward(self, x: torch.Tensor, st: LayerState, pos0: torch.Tensor, t_op=None, t_gate=None, t_bucket=None,
+                keep_state: bool = True):
         """A sequence for a batch: x [B, T, d] -> y [B, T, d], parallel over time.
 
         st: the LayerState before the sequence (not modified); pos0: [B] position of t=0;
-        t_*: [B, T] teacher labels or None. Returns (y, new LayerState (detached), aux dict).
+        t_*: [B, T] teacher labels or None. Returns (y, new LayerState (detached; None when
+        ``keep_state`` is False), aux dict).
         """
         B, T, d = x.shape
         u = F.rms_norm(x, (d,), self.norm, self.eps)
@@ -164,24 +166,28 @@ class MosaicBlock(nn.Module):
         sel = ste((op.unsqueeze(-1) == self.opcode_ids).to(u.dtype), opl.softmax(-1))
         s = self.registers.scan(ri, st.registers)  # [B, T, K*R]
         reg = self.registers.readout(s)
-        delta = torch.where(op == COMMIT, cl.argmax(-1) - 1, 0)
-        new = LayerState(
-            registers=s[:, -1].detach().reshape(st.registers.shape).clone(memory_format=torch.contiguous_format),
-            conv=ucat[:, T:].detach().clone(memory_format=torch.contiguous_format),
-            prev_key=st.prev_key.clone(),
-            mem_keys=st.mem_keys, mem_values=st.mem_values, mem_utility=st.mem_utility,
-            mem_age=st.mem_age, mem_valid=st.mem_valid,
-            ledger=st.ledger + delta.sum(1),
-        )
+        new = None
+        if keep_state:
+            delta = torch.where(op == COMMIT, cl.argmax(-1) - 1, 0)
+            new = LayerState(
+                registers=s[:, -1].detach().reshape(st.registers.shape).clone(memory_format=torch.contiguous_format),
+                conv=ucat[:, T:].detach().clone(memory_format=torch.contiguous_format),
+                prev_key=st.prev_key.clone(),
+                mem_keys=st.mem_keys, mem_values=st.mem_values, mem_utility=st.mem_utility,
+                mem_age=st.mem_age, mem_valid=st.mem_valid,
+                ledger=st.ledger + delta.sum(1),
+            )
         aux = {"opcode_logits": opl, "opcodes": op, "write_gate_logits": gl[..., 0],
                "utility_logits": ul[..., 0], "commit_logits": cl}
         mem = None
         if self.memory is not None:
             q, kn = self.memory.read_space(q, kn)
             keys = torch.cat([st.prev_key.unsqueeze(1), kn[:, :-1]], dim=1)  # write key of t = key proj of u_{t-1}
-            new.prev_key = kn[:, -1].detach().clone(memory_format=torch.contiguous_format)
-            mem, table = self._memory_forward(q, keys, v, ul[..., 0], gl[..., 0], op, gate, sel, st, pos0, t_bucket, aux)
-            new.mem_keys, new.mem_values, new.mem_utility, new.mem_age, new.mem_valid = table
+            mem, table = self._memory_forward(q, keys, v, ul[..., 0], gl[..., 0], op, gate, sel, st, pos0, t_bucket, aux,
+                                              keep_state)
+            if keep_state:
+                new.prev_key = kn[:, -1].detach().clone(memory_format=torch.contiguous_format)
+                new.mem_keys, new.mem_values, new.mem_utility, new.mem_age, new.mem_valid = table
         else:
             z = x.new_zeros(B, T)
             aux.update(keys=x.new_zeros(B, T, self.dk), queries=x.new_zeros(B, T, self.dk),
@@ -190,10 +196,11 @@ class MosaicBlock(nn.Module):
         y = self._fuse(x, local, reg, mem, sel, fl)
         return y, new, aux
 
-    def _memory_forward(self, q, keys, v, util_logits, gate_logits, op, gate, sel, st, pos0, t_bucket, aux):
+    def _memory_forward(self, q, keys, v, util_logits, gate_logits, op, gate, sel, st, pos0, t_bucket, aux,
+                        keep_state=True):
         """Memory of a sequence: plan slots without grad, then differentiable reads of the rows they name.
 
-        Returns (M [B, T, d], final table (keys, values, utility, age, valid)).
+        Returns (M [B, T, d], final table (keys, values, utility, age, valid); None without ``keep_state``).
         """
         m = self.memory
         B, T, _ = q.shape
@@ -242,6 +249,8 @@ class MosaicBlock(nn.Module):
             # one spare row takes the padding's outputs and is cut off
             M = q.new_zeros(B * T + 1, m.out.out_features).index_copy(0, flat_pos, torch.cat(outs))
             M = M[: B * T].view(B, T, -1)
+        if not keep_state:
+            return M, None
         # the final table, gathered from the events that occupy each slot
         with torch.no_grad():
             fin = pl.final.reshape(B, NB * W)

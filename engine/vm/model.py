@@ -61,7 +61,7 @@ class Teacher:
 @dataclass
 class ForwardOutput:
     logits: torch.Tensor                    # [B, T, 256]
-    state: VMState                          # after the sequence, detached
+    state: VMState | None                   # after the sequence, detached (None: keep_state=False)
     aux: dict[str, torch.Tensor] = field(default_factory=dict)  # per-layer, stacked on dim 2
 
 
@@ -111,11 +111,13 @@ class MosaicLM(nn.Module):
     def _logits(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(F.rms_norm(x, (x.shape[-1],), self.norm, self.config.norm_eps))
 
-    def forward(self, ids: torch.Tensor, state: VMState | None = None, teacher: Teacher | None = None) -> ForwardOutput:
+    def forward(self, ids: torch.Tensor, state: VMState | None = None, teacher: Teacher | None = None,
+                keep_state: bool = True) -> ForwardOutput:
         """A whole sequence, parallel over time; the input ``state`` is not modified.
 
         ids: LongTensor [B, T]. Returns logits [B, T, 256], the state after the sequence
-        (detached) and aux: opcode_logits [B,T,L,10], opcodes [B,T,L], write_gate_logits [B,T,L],
+        (detached; None with ``keep_state=False``, which training uses: it skips gathering the
+        final memory tables and copying registers that nothing reads) and aux: opcode_logits [B,T,L,10], opcodes [B,T,L], write_gate_logits [B,T,L],
         utility_logits [B,T,L], commit_logits [B,T,L,3], keys/queries [B,T,L,dk],
         router_write_logits/router_read_logits [B,T,L,NB] (zeros for layers without memory).
         """
@@ -124,7 +126,8 @@ class MosaicLM(nn.Module):
         B, T = ids.shape
         if T == 0:
             raise ValueError("ids: empty sequence")
-        state = self.init_state(B) if state is None else state
+        if state is None:
+            state = self.init_state(B) if keep_state else self._fresh_state(B, ids.device)
         if state.batch_size != B:
             raise ValueError(f"state has batch size {state.batch_size}, ids have {B}")
         t = Teacher() if teacher is None else teacher._check((B, T), ids.device)
@@ -133,7 +136,7 @@ class MosaicLM(nn.Module):
         x = self.embed(ids)
         layers, auxes = [], []
         for blk, st in zip(self.blocks, state.layers):
-            x, new, aux = blk(x, st, state.position, t.opcodes, t.write_gate, t.bucket)
+            x, new, aux = blk(x, st, state.position, t.opcodes, t.write_gate, t.bucket, keep_state=keep_state)
             layers.append(new)
             auxes.append(aux)
         logits = self._logits(x)
@@ -144,8 +147,19 @@ class MosaicLM(nn.Module):
                 nb = max(p.shape[-1] for p in parts)
                 parts = [p if p.shape[-1] == nb else p.new_zeros(B, T, nb) for p in parts]
             aux[name] = torch.stack(parts, dim=2)
-        new_state = VMState(self.config, layers, state.position + T)
+        new_state = VMState(self.config, layers, state.position + T) if keep_state else None
         return ForwardOutput(logits=logits, state=new_state, aux=aux)
+
+    def _fresh_state(self, batch: int, device) -> VMState:
+        """An empty state for a forward that keeps none, made once per (batch, device) and only
+        ever read (forward does not modify its input state, and with keep_state=False it returns
+        none that could alias it): a training step then allocates no zeroed tables."""
+        cache = self.__dict__.setdefault("_fresh", {})
+        key = (batch, str(device))
+        if key not in cache:
+            cache.clear()  # one batch shape at a time: a training run uses one
+            cache[key] = self.init_state(batch, device=device)
+        return cache[key]
 
     @torch.no_grad()
     def step(self, ids: torch.Tensor, state: VMState, teacher: Teacher | None = None) -> StepOutput:
