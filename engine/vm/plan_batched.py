@@ -68,28 +68,31 @@ def plan_batched(*, threshold: float, write: torch.Tensor, clear: torch.Tensor, 
     B, NB, W = init_valid.shape
     T = write.shape[1]
     S, span, dev = NB * W, T + 2, init_valid.device
-    C = B * NB  # chains; row C of the chain tables is scratch that no-op events write to
+    C = B * NB  # chains
     kn = F.normalize(keys.float(), dim=-1, eps=1e-12)
-    valid = torch.cat([init_valid.reshape(C, W), init_valid.new_zeros(1, W)])
     ck = F.normalize(init_keys.float(), dim=-1, eps=1e-12).reshape(C, W, -1)
+    slot_ids = torch.arange(C * W, device=dev).remainder_(S).view(C, W)
+    occ = torch.where(init_valid.reshape(C, W), slot_ids, -1)
+    init_occ = occ.reshape(-1)                                   # every slot's occupant at time 0
+
+    if walker == "chains":
+        # every position is an event, those without a write or clear on chain C, which no program
+        # walks: no nonzero, so no shape depends on the data (a CUDA graph can hold it); chain ids
+        # and the reads' history keys are int32 where they fit (half the radix passes of a sort)
+        kdt = _key_dtype(C + 1)
+        chain = torch.where(write | clear, torch.arange(B, device=dev, dtype=kdt).unsqueeze(1) * NB + bucket.to(kdt),
+                            C).reshape(-1)
+        chain, order = torch.sort(chain, stable=True)               # stable: time order per chain
+        final, ev_slot, ev_time, ev_occ = _walk(chain, order, write, kn, utility, pos0, init_valid.reshape(C, W), ck,
+                                                init_utility.float().reshape(C, W), init_age.reshape(C, W), occ,
+                                                threshold, B, NB, W, T)
+        return _reads(final, init_occ, ev_slot, ev_time, ev_occ, read_rows, read_pos, read_probes, B, S, W, span)
+    # the ranks walker's tables have a scratch row C that no-op events write to
+    valid = torch.cat([init_valid.reshape(C, W), init_valid.new_zeros(1, W)])
     ck = torch.cat([ck, ck.new_zeros(1, *ck.shape[1:])])
     cu = torch.cat([init_utility.float().reshape(C, W), init_utility.new_zeros(1, W, dtype=torch.float)])
     ca = torch.cat([init_age.reshape(C, W), init_age.new_zeros(1, W)])
-    slot_ids = torch.arange(S, device=dev).reshape(NB, W)
-    occ = torch.cat([torch.where(valid[:C], slot_ids.repeat(B, 1), -1), valid.new_full((1, W), -1, dtype=torch.long)])
-    init_occ = occ[:C].reshape(-1).clone()                      # every slot's occupant at time 0
-
-    if walker == "chains":
-        # every position is an event, those without a write or clear on the scratch chain C, which
-        # no program walks: no nonzero, so no shape depends on the data (a CUDA graph can hold it)
-        rows = torch.arange(B, device=dev).repeat_interleave(T)
-        ts = torch.arange(T, device=dev).repeat(B)
-        chain = torch.where((write | clear).reshape(-1), rows * NB + bucket.reshape(-1), C)
-        chain, order = torch.sort(chain, stable=True)               # stable: time order per chain
-        rows, ts = rows[order], ts[order]
-        final, ev_slot, ev_time, ev_occ = _walk(chain, rows, ts, write, kn, utility, pos0, valid[:C], ck[:C],
-                                                cu[:C], ca[:C], occ[:C], threshold, B, NB, W)
-        return _reads(final, init_occ, ev_slot, ev_time, ev_occ, read_rows, read_pos, read_probes, B, S, W, span)
+    occ = torch.cat([occ, occ.new_full((1, W), -1)])
     # events in (chain, time) order; rank = index within the chain
     rows, ts = (write | clear).nonzero(as_tuple=True)          # row-major: time order per row
     chain = rows * NB + bucket[rows, ts]
@@ -133,21 +136,26 @@ def plan_batched(*, threshold: float, write: torch.Tensor, clear: torch.Tensor, 
                   torch.cat(ev_occ) if ev_occ else empty, read_rows, read_pos, read_probes, B, S, W, span)
 
 
-def _walk(chain, rows, ts, write, kn, utility, pos0, valid, ck, cu, ca, occ, threshold, B, NB, W):
-    """The chains walker: events (sorted by chain, then time; chain C the scratch chain of positions
-    without an event, walked by no program) handed to kernels.chains.walk_chains.
-    Returns (final occupants [B, NB, W], history slot, time and occupant of every event)."""
+def _key_dtype(bound: int) -> torch.dtype:
+    """int32 for sort and search keys below ``bound`` where they fit, else int64."""
+    return torch.int32 if bound < 2 ** 31 else torch.long
+
+
+def _walk(chain, order, write, kn, utility, pos0, valid, ck, cu, ca, occ, threshold, B, NB, W, T):
+    """The chains walker: chain ids of every position sorted (chain C the scratch chain of positions
+    without an event, walked by no program), ``order`` their flat positions b * T + t, handed to
+    kernels.chains.walk_chains. Returns (final occupants [B, NB, W], history slot, time and occupant
+    of every event)."""
     from kernels.chains import walk_chains
     C, S = B * NB, NB * W
-    # chain lengths by index_add, not bincount (which reads its maximum back to the host)
-    counts = torch.zeros(C + 1, dtype=torch.long, device=chain.device).index_add_(0, chain, torch.ones_like(chain))
-    starts = torch.zeros(C + 1, dtype=torch.long, device=chain.device)
-    starts[1:] = torch.cumsum(counts[:C], 0)
-    is_write = write[rows, ts]
+    # chain c's events start where the sorted ids reach c (no bincount, which reads back its maximum)
+    starts = torch.searchsorted(chain, torch.arange(C + 1, device=chain.device, dtype=chain.dtype))
+    rows, ts = order.div(T, rounding_mode="floor"), order.remainder(T)
+    is_write = write.reshape(-1)[order]
     ev_occ = torch.where(is_write, S + ts, -1)
-    final, way, act = walk_chains(starts, is_write, kn[rows, ts], utility[rows, ts].float(), pos0[rows] + ts,
-                                  S + ts, valid, ck, cu, ca, occ, threshold)
-    ev_slot = torch.where(act, rows * S + (chain % NB) * W + way, B * S)   # a no-op is past every slot
+    final, way, act = walk_chains(starts, is_write, kn.reshape(B * T, -1).index_select(0, order), utility.reshape(-1)[order].float(),
+                                  pos0[rows] + ts, S + ts, valid, ck, cu, ca, occ, threshold)
+    ev_slot = torch.where(act, rows * S + (chain.long() % NB) * W + way, B * S)   # a no-op is past every slot
     return final.reshape(B, NB, W), ev_slot, ts + 1, ev_occ
 
 
@@ -159,11 +167,12 @@ def _reads(final, init_occ, ev_slot, ev_time, ev_occ, read_rows, read_pos, read_
     if N == 0:
         events = torch.empty(0, read_probes.shape[1] * W, dtype=torch.long, device=dev)
         return TensorPlan(final, read_rows, read_pos, events)
-    hist_key = torch.cat([torch.arange(B * S, device=dev) * span, ev_slot * span + ev_time])
+    kdt = _key_dtype((B * S + 1) * span)
+    hist_key = torch.cat([torch.arange(0, B * S * span, span, device=dev), ev_slot * span + ev_time]).to(kdt)
     hist_occ = torch.cat([init_occ, ev_occ])
     hist_key, order = torch.sort(hist_key)
     hist_occ = hist_occ[order]
     slots = (read_probes[:, :, None] * W + torch.arange(W, device=dev)).reshape(N, -1)   # [N, Ps*W]
-    query = (read_rows[:, None] * S + slots) * span + read_pos[:, None] + 1
+    query = ((read_rows[:, None] * S + slots) * span + read_pos[:, None] + 1).to(kdt)
     idx = torch.searchsorted(hist_key, query, side="left") - 1   # last event at time <= the read's
     return TensorPlan(final, read_rows, read_pos, hist_occ[idx])
