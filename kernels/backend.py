@@ -59,7 +59,7 @@ def use_triton(op: str, *tensors: torch.Tensor) -> ModuleType | None:
     return triton_twin(op)
 
 
-def report(ops: tuple[str, ...] = ("scan", "memory")) -> dict:
+def report(ops: tuple[str, ...] = ("scan", "memory", "chains", "elementwise")) -> dict:
     """What ``auto`` (or the forced mode) picks here and why, for ``mosaic info`` / ``mosaic bench``.
 
     Returns ``{"mode", "picked", "reason", "ops": {op: "naive"|"triton"}}``.

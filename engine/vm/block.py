@@ -34,6 +34,7 @@ from engine.vm.plan_batched import TensorPlan, plan_batched
 from engine.vm.registers import Registers
 from engine.vm.state import LayerState
 from engine.vm.static_reads import compact
+from kernels.elementwise import gated_update
 
 NOP = int(Opcode.NOP)
 READ, WRITE, CLEAR, IDLE = int(Opcode.READ_MEM), int(Opcode.WRITE_MEM), int(Opcode.CLEAR_MEM), int(Opcode.IDLE)
@@ -109,12 +110,8 @@ class MosaicBlock(nn.Module):
 
     @staticmethod
     def _fuse(x, local, reg, mem, sel, gate_logits):
-        g = torch.sigmoid(gate_logits)
-        g = g + sel[..., UP:UP + 1] * (1 - g) - sel[..., DOWN:DOWN + 1] * g
-        upd = local + g[..., 0:1] * reg
-        if mem is not None:
-            upd = upd + g[..., 1:2] * mem
-        return x + (1 - sel[..., IDLE:IDLE + 1]) * upd
+        """y = x + (1 - sel[IDLE]) * (local + g_reg' * reg + g_mem' * mem): kernels.elementwise.gated_update."""
+        return gated_update(x, local, reg, mem, sel, gate_logits, UP, DOWN, IDLE)
 
     # --- one token -----------------------------------------------------------------------------
     @torch.no_grad()
@@ -162,7 +159,8 @@ class MosaicBlock(nn.Module):
         c = F.conv1d(ucat.transpose(1, 2), self.conv, groups=d).transpose(1, 2)
         local = self._mlp(c)
         q, kn, v, opl, gl, ul, cl, fl, ri = self.proj(u).split(self.sizes, dim=-1)
-        op, gate = self._decide(opl, gl[..., 0], t_op, t_gate)
+        gl, ul = gl.squeeze(-1), ul.squeeze(-1)  # views: a select's backward would scatter into zeros
+        op, gate = self._decide(opl, gl, t_op, t_gate)
         sel = ste((op.unsqueeze(-1) == self.opcode_ids).to(u.dtype), opl.softmax(-1))
         s = self.registers.scan(ri, st.registers)  # [B, T, K*R]
         reg = self.registers.readout(s)
@@ -177,13 +175,13 @@ class MosaicBlock(nn.Module):
                 mem_age=st.mem_age, mem_valid=st.mem_valid,
                 ledger=st.ledger + delta.sum(1),
             )
-        aux = {"opcode_logits": opl, "opcodes": op, "write_gate_logits": gl[..., 0],
-               "utility_logits": ul[..., 0], "commit_logits": cl}
+        aux = {"opcode_logits": opl, "opcodes": op, "write_gate_logits": gl, "utility_logits": ul,
+               "commit_logits": cl}
         mem = None
         if self.memory is not None:
             q, kn = self.memory.read_space(q, kn)
             keys = torch.cat([st.prev_key.unsqueeze(1), kn[:, :-1]], dim=1)  # write key of t = key proj of u_{t-1}
-            mem, table = self._memory_forward(q, keys, v, ul[..., 0], gl[..., 0], op, gate, sel, st, pos0, t_bucket, aux,
+            mem, table = self._memory_forward(q, keys, v, ul, gl, op, gate, sel, st, pos0, t_bucket, aux,
                                               keep_state)
             if keep_state:
                 new.prev_key = kn[:, -1].detach().clone(memory_format=torch.contiguous_format)
@@ -246,9 +244,9 @@ class MosaicBlock(nn.Module):
                 s = sel_at[part]
                 outs.append(m.mix_rows(q_at[part], all_keys, all_vals, index, live, s[:, READ],
                                        s[:, SCAN] if wide else None))
-            # one spare row takes the padding's outputs and is cut off
-            M = q.new_zeros(B * T + 1, m.out.out_features).index_copy(0, flat_pos, torch.cat(outs))
-            M = M[: B * T].view(B, T, -1)
+            # padding reads no live slot, so its outputs are exactly zero: added at its stand-in
+            # positions they change nothing (and no spare row needs cutting off, a scatter in backward)
+            M = q.new_zeros(B * T, m.out.out_features).index_add(0, at, torch.cat(outs)).view(B, T, -1)
         if not keep_state:
             return M, None
         # the final table, gathered from the events that occupy each slot

@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from kernels.elementwise import unit_rows
 from kernels.memory import read_rows
 
 _BIG_AGE = torch.iinfo(torch.long).max
@@ -79,11 +80,11 @@ class Memory(nn.Module):
         """
         if self.query_scale is None:
             return q, k
-        return F.normalize(q, dim=-1) * self.query_scale, F.normalize(k, dim=-1)
+        return unit_rows(q, self.query_scale), unit_rows(k, 1.0)
 
     def route(self, x: torch.Tensor) -> torch.Tensor:
         """Router logits [..., NB] of keys or queries x [..., dk] (normalised, detached)."""
-        return self.router(F.normalize(x.detach(), dim=-1))
+        return self.router(unit_rows(x.detach(), 1.0))
 
     @staticmethod
     def force(logits: torch.Tensor, bucket: torch.Tensor | None) -> torch.Tensor:

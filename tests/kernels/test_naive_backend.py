@@ -20,7 +20,7 @@ def test_auto_without_gpu_driver_is_naive(monkeypatch):
     assert backend.use_triton("memory", torch.zeros(1)) is None
     rep = backend.report()
     assert rep["picked"] == "naive" and rep["reason"] == "naive: no GPU driver"
-    assert rep["ops"] == {"scan": "naive", "memory": "naive"}
+    assert rep["ops"] == {"scan": "naive", "memory": "naive", "chains": "naive", "elementwise": "naive"}
 
 
 def test_missing_twin_falls_back_to_naive(monkeypatch):

@@ -15,10 +15,11 @@ from triton.compiler import ASTSource
 
 from kernels.chains import triton as kc
 from kernels.decode import triton as kd
+from kernels.elementwise import triton as ke
 from kernels.memory import triton as km
 from kernels.scan import triton as ks
 
-F, I64P, U8P, I8P = "*fp32", "*i64", "*u8", "*i8"
+F, I64P, U8P, I8P, BF = "*fp32", "*i64", "*u8", "*i8", "*bf16"
 
 
 def _ints(*names):
@@ -40,6 +41,19 @@ _OUT = dict(x_ptr=F, a_ptr=F, local_ptr=F, reg_ptr=F, snew_ptr=F, u_ptr=F, y_ptr
             ent_ptr=F, delta_ptr=I64P,
             **_ints("layer", "L", "D", "KR", "KC", "NA", "OQ", "OKN", "OV", "OOP", "OG", "OU", "OC", "OF",
                     "NB", "W", "DK", "DV", "P", "PS"), threshold="fp32", scale="fp32", qscale="fp32", cconf="fp32")
+
+_GATED_STRIDES = _ints("sl", "sr", "sm", "ss", "sg", "UP", "DOWN", "IDLE")
+_GATED_FWD = dict(x_ptr=F, local_ptr=F, reg_ptr=F, mem_ptr=F, sel_ptr=F, gl_ptr=F, y_ptr=F,
+                  **_ints("R", "D", "sx"), **_GATED_STRIDES)
+# bf16 autocast: x and sel float32, the block's paths and the gate logits bf16, y float32
+_GATED_FWD_BF16 = {**_GATED_FWD, **dict(local_ptr=BF, reg_ptr=BF, mem_ptr=BF, gl_ptr=BF)}
+_GATED_BWD = dict(dy_ptr=F, local_ptr=F, reg_ptr=F, mem_ptr=F, sel_ptr=F, gl_ptr=F, dlocal_ptr=F, dreg_ptr=F,
+                  dmem_ptr=F, dsel_ptr=F, dgl_ptr=F, **_ints("R", "D", "N", "sdy"), **_GATED_STRIDES)
+_GATED_BWD_BF16 = {**_GATED_BWD, **{k: BF for k in ("local_ptr", "reg_ptr", "mem_ptr", "gl_ptr", "dlocal_ptr",
+                                                   "dreg_ptr", "dmem_ptr", "dgl_ptr")}}
+_ALL_GRADS = dict(D_LOCAL=True, D_REG=True, D_MEM=True, D_SEL=True, D_GATE=True)
+_UNIT_FWD = dict(x_ptr=F, y_ptr=F, **_ints("R", "N", "sx"), scale="fp32")
+_UNIT_BWD = dict(x_ptr=F, dy_ptr=F, dx_ptr=F, **_ints("R", "N", "sx", "sdy"), scale="fp32")
 
 # (name, kernel, signature without constexprs, constexprs, num_warps) at the "base" preset's sizes
 # (d 256, 256 buckets x 8 ways, dk 32, dv 64, 32 scan probes), plus the "default" preset's decode_out
@@ -89,6 +103,21 @@ KERNELS = [
      dict(HAS_MEM=False, BD=256, BKR=256, BNB=1, BS=1, BPS=1, BP=8, BW=1, BK=1, BV=1, BKC=4), 4),
     ("decode_head", kd._decode_head_kernel, dict(x_ptr=F, norm_ptr=F, w_ptr=F, out_ptr=F, **_ints("B", "D", "V"),
                                                  eps="fp32"), dict(BD=256, BN=32, ROWS=8), 4),
+    # the element-wise ops at the "default" preset's sizes: d 128, 10 opcodes, dk 32 (as the launchers pick)
+    ("gated_fwd", ke._gated_fwd_kernel, _GATED_FWD, dict(HAS_MEM=True, ROWS=16, BD=128), 4),
+    ("gated_fwd_plain", ke._gated_fwd_kernel, _GATED_FWD, dict(HAS_MEM=False, ROWS=16, BD=128), 4),
+    ("gated_fwd_bf16", ke._gated_fwd_kernel, _GATED_FWD_BF16, dict(HAS_MEM=True, ROWS=16, BD=128), 4),
+    ("gated_bwd", ke._gated_bwd_kernel, _GATED_BWD, dict(HAS_MEM=True, **_ALL_GRADS, ROWS=16, BD=128, BN=16), 4),
+    ("gated_bwd_plain", ke._gated_bwd_kernel, _GATED_BWD, dict(HAS_MEM=False, **_ALL_GRADS, ROWS=16, BD=128, BN=16),
+     4),
+    ("gated_bwd_sel_only", ke._gated_bwd_kernel, _GATED_BWD,
+     dict(HAS_MEM=True, D_LOCAL=False, D_REG=False, D_MEM=False, D_SEL=True, D_GATE=False, ROWS=16, BD=128, BN=16),
+     4),
+    ("gated_bwd_bf16", ke._gated_bwd_kernel, _GATED_BWD_BF16,
+     dict(HAS_MEM=True, **_ALL_GRADS, ROWS=16, BD=128, BN=16), 4),
+    ("unit_rows_fwd", ke._unit_fwd_kernel, _UNIT_FWD, dict(ROWS=64, BN=32), 4),
+    ("unit_rows_fwd_bf16", ke._unit_fwd_kernel, {**_UNIT_FWD, "x_ptr": BF, "y_ptr": BF}, dict(ROWS=64, BN=32), 4),
+    ("unit_rows_bwd", ke._unit_bwd_kernel, _UNIT_BWD, dict(ROWS=64, BN=32), 4),
 ]
 
 

@@ -29,17 +29,18 @@ def _teacher(B, T, cfg, seed):
     return Teacher(opcodes=ops, write_gate=gate, bucket=bucket)
 
 
-def _run(mode, monkeypatch, fn, expect=("scan", "memory")):
-    """fn() under MOSAIC_KERNELS=mode; on triton, asserts that both twins really ran."""
+def _run(mode, monkeypatch, fn, expect=("scan", "memory", "gated", "unit")):
+    """fn() under MOSAIC_KERNELS=mode; on triton, asserts that the expected twins really ran."""
     monkeypatch.setenv("MOSAIC_KERNELS", mode)
     if mode != "triton":
         return fn()
-    calls = {"scan": 0, "memory": 0}
-    for op, name in (("scan", "linear_scan"), ("memory", "read_rows")):
+    calls = {"scan": 0, "memory": 0, "gated": 0, "unit": 0}
+    for op, key, name in (("scan", "scan", "linear_scan"), ("memory", "memory", "read_rows"),
+                          ("elementwise", "gated", "gated_update"), ("elementwise", "unit", "unit_rows")):
         twin = backend.triton_twin(op)
         real = getattr(twin, name)
 
-        def counted(*a, _real=real, _op=op, **k):
+        def counted(*a, _real=real, _op=key, **k):
             calls[_op] += 1
             return _real(*a, **k)
         monkeypatch.setattr(twin, name, counted)
@@ -58,9 +59,10 @@ def _same_state(name, got, ref):
             assert torch.equal(a, b), f"{name} {k} differs"
 
 
-@pytest.mark.parametrize("B,T", [(1, 1), (2, 13)], ids=["B1-T1", "B2-T13"])
-def test_forward_and_gradients_triton_vs_naive(monkeypatch, B, T):
-    model = _model()
+@pytest.mark.parametrize("B,T,temperature", [(1, 1, None), (2, 13, None), (2, 13, 0.1)],
+                         ids=["B1-T1", "B2-T13", "B2-T13-cosine"])
+def test_forward_and_gradients_triton_vs_naive(monkeypatch, B, T, temperature):
+    model = _model(read_temperature=temperature)  # cosine reads: queries and keys through unit_rows
     cfg = model.config
     ids = torch.randint(0, 256, (B, T), generator=torch.Generator().manual_seed(3))
     teacher = _teacher(B, T, cfg, seed=4)
@@ -77,7 +79,7 @@ def test_forward_and_gradients_triton_vs_naive(monkeypatch, B, T):
             (out.logits * cot).sum().backward()
             grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
             return out, grads
-        results[mode] = _run(mode, monkeypatch, go, expect=("scan", "memory") if T > 1 else ("scan",))
+        results[mode] = _run(mode, monkeypatch, go, expect=("scan", "memory", "gated", "unit") if T > 1 else ("scan", "gated", "unit"))
     (ref, ref_g), (got, got_g) = results["naive"], results["triton"]
     assert_close("logits", got.logits, ref.logits, 1e-5)
     _same_state("state", got.state, ref.state)
@@ -90,6 +92,6 @@ def test_auto_without_gpu_driver_picks_naive(monkeypatch):
     monkeypatch.setenv("MOSAIC_KERNELS", "auto")
     monkeypatch.setattr(backend, "gpu_driver", lambda: False)
     rep = backend.report()
-    assert rep["picked"] == "naive" and rep["ops"] == {"scan": "naive", "memory": "naive"}
+    assert rep["picked"] == "naive" and rep["ops"] == {"scan": "naive", "memory": "naive", "chains": "naive", "elementwise": "naive"}
     assert "no GPU driver" in rep["reason"]
     assert backend.use_triton("scan", torch.zeros(1)) is None
