@@ -623,7 +623,7 @@ def _profile_train(dev):
     from torch.profiler import ProfilerActivity, profile
 
     from engine.bench.decode import kernels_mode, load_bench_model
-    from engine.bench.train import _train_step_fn, planner_mode
+    from engine.bench.train import _logits, _train_step_fn, planner_mode
     from engine.vm.static_reads import count_reads, padded, read_capacity
 
     gpu = dev.type == "cuda"
@@ -638,7 +638,7 @@ def _profile_train(dev):
             stack.enter_context(planner_mode(planner))
             if fixed:
                 stack.enter_context(read_capacity(net, padded(count_reads(net, ids[:, :-1]))))
-            step = _train_step_fn(net, ids, lambda m, x: m(x).logits)
+            step = _train_step_fn(net, ids, _logits)
             for _ in range(2):
                 step()
             sync()
@@ -710,6 +710,8 @@ def main():
         section("check graphed training step", check_graphed_train, dev)
         section("time train", time_report, bench_train, dev)
         section("time train, batch 64", time_report, bench_train, dev, batch=64)
+        section("time train, the default preset's batch and length", time_report, bench_train, dev,
+                **_preset_shape())
         section("time the trainer, eager and graphed", time_train_loop, dev)
         section("check the graphed trainer: window baseline, resume", check_trainer_graph, dev)
         section("profile a training step", _profile_train, dev)
@@ -740,6 +742,8 @@ def main():
     if left() > 30 and not args.skip_train:
         section("time train", time_report, bench_train, dev)
         section("time train, batch 64", time_report, bench_train, dev, batch=64)
+        section("time train, the default preset's batch and length", time_report, bench_train, dev,
+                **_preset_shape())
         section("time the trainer, eager and graphed", time_train_loop, dev)
         section("check the graphed trainer: window baseline, resume", check_trainer_graph, dev)
     else:
@@ -758,6 +762,12 @@ def main():
 
     log("done")
     return _finish(out)
+
+
+def _preset_shape() -> dict:
+    """The default training preset's batch and sequence length (the trainer's real step)."""
+    from engine.train.config import TRAIN_PRESETS
+    return {"batch": TRAIN_PRESETS["default"]["batch_size"], "length": TRAIN_PRESETS["default"]["seq_len"]}
 
 
 def _finish(out: Path) -> int:
@@ -784,9 +794,10 @@ def targets(res: dict) -> list[str]:
             best = max(b64, key=lambda r: r["tokens_per_s"])
             out.append(f"target {bench} b64 >= 500,000 tokens/s: {best['tokens_per_s']:,.0f} ({best['path']})")
     tr = [r for r in res["rows"] if r["bench"] == "train" and "vs_window" in r]
-    if tr:
-        best = max(tr, key=lambda r: r["vs_window"])
-        out.append(f"target train >= windowed SDPA transformer: {best['vs_window']:.2f}x ({best['path']})")
+    for shape in dict.fromkeys((r["batch"], r.get("length")) for r in tr):
+        best = max((r for r in tr if (r["batch"], r.get("length")) == shape), key=lambda r: r["vs_window"])
+        out.append(f"target train >= windowed SDPA transformer, {shape[0]} x {shape[1]}: "
+                   f"{best['vs_window']:.2f}x ({best['path']})")
     return out
 
 
@@ -795,15 +806,17 @@ def summary_table(res: dict) -> str:
     checks = res["checks"]
     bad = [c["name"] for c in checks if not c["ok"]]
     lines.append(f"checks: {len(checks) - len(bad)}/{len(checks)} ok" + (f"; FAILED: {', '.join(bad[:8])}" if bad else ""))
-    lines.append(f"{'bench':11} {'path':36} {'batch':>6} {'tokens/s':>12} {'us/step':>9}  ratios")
+    lines.append(f"{'bench':11} {'path':44} {'batch':>6} {'tokens/s':>12} {'us/step':>9}  ratios")
     for r in res["rows"]:
         ratio = ""
         for k in ("speedup", "vs_graphed_naive", "vs_step", "vs_window", "bw_share"):
             if k in r and r[k] is not None:
                 ratio += f"{k}={r[k]:.3g} "
         label = r.get("path", "") if r["bench"] != "kernels" else f"{r.get('op')} {r.get('path')}"
+        if r["bench"] == "train" and r.get("length"):
+            label = f"{label} @{r['length']}"
         us = r.get("us_per_step", r.get("triton_us", r.get("naive_us", r.get("ms_per_step", 0) * 1e3)))
-        lines.append(f"{r['bench']:11} {label[:36]:36} {r.get('batch', ''):>6} {r.get('tokens_per_s', 0):>12,.0f} "
+        lines.append(f"{r['bench']:11} {label[:44]:44} {r.get('batch', ''):>6} {r.get('tokens_per_s', 0):>12,.0f} "
                      f"{us:>9.1f}  {ratio}")
     lines.extend(targets(res))
     for e in res["errors"]:

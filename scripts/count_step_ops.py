@@ -1,0 +1,143 @@
+"""Count the tensor ops of one MOSAIC training step at fixed read capacities, on the CPU.
+
+A CUDA graph of the training step replays one kernel per op, more or less, and at the bench's
+sizes most of them are too small to take longer than a launch: so the op count is what a
+graphed step's time follows, and it can be measured without a GPU. The step is the bench's
+(engine.bench.train): forward without final state, next-byte cross-entropy, backward, AdamW.
+Ops are counted at the dispatcher, after autograd, leaving out views (no kernel) and whatever
+the Triton interpreter runs inside a kernel (one launch on a GPU, counted once as "triton").
+
+    python scripts/count_step_ops.py [--kernels triton|naive] [--batch 2] [--length 64] [--json]
+
+With ``--kernels triton`` (default) the Triton twins run through the interpreter, as on a GPU;
+the optimizer is the foreach AdamW (the fused one a GPU uses is one kernel per parameter
+group, so its count is left out of the total).
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+# no kernel: views, metadata, allocation without a fill
+_FREE = ("view", "_unsafe_view", "t", "transpose", "expand", "unsqueeze", "squeeze", "permute", "slice", "select",
+         "alias", "as_strided", "_reshape_alias", "split", "unbind", "split_with_sizes", "lift_fresh", "unsqueeze_",
+         "empty", "empty_strided", "empty_like", "new_empty", "new_empty_strided", "chunk", "narrow", "diagonal",
+         "view_as", "detach", "_local_scalar_dense",
+         "promote_types", "scalar_tensor")  # no device kernel: dtype logic, a CPU-side 0-dim wrapper
+
+
+def count_step(kernels: str, batch: int, length: int) -> dict:
+    """{"forward": n, "backward": n, "optimizer": n, "triton": n, "top": {phase: [(op, n)]}} for one step."""
+    if kernels == "triton":
+        os.environ["TRITON_INTERPRET"] = "1"
+    import torch
+    import torch.nn.functional as F
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    from engine.bench.decode import kernels_mode, load_bench_model
+    from engine.vm.static_reads import count_reads, padded, read_capacity
+
+    class Counter(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.phase, self.ops, self.launches = "forward", collections.Counter(), 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            name = func.overloadpacket.__name__
+            if name not in _FREE and not _in_interpreter():
+                self.ops[(self.phase, name)] += 1
+            return func(*args, **(kwargs or {}))
+
+    torch.manual_seed(0)
+    net = load_bench_model(None, torch.device("cpu")).train()
+    ids = torch.randint(0, 256, (batch, length + 1), generator=torch.Generator().manual_seed(0))
+    launches = collections.Counter()
+    with kernels_mode(kernels), read_capacity(net, padded(count_reads(net, ids[:, :-1]))):
+        opt = torch.optim.AdamW(net.parameters(), lr=1e-4, foreach=True)
+        counter = None
+
+        def step():
+            opt.zero_grad(set_to_none=True)
+            logits = net(ids[:, :-1], keep_state=False).logits
+            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), ids[:, 1:].reshape(-1))
+            if counter is not None:
+                counter.phase = "backward"
+            loss.backward()
+            if counter is not None:
+                counter.phase = "optimizer"
+            opt.step()
+
+        step()  # warm-up: optimizer state, interpreter caches
+        counter = Counter()
+        with counter, _count_launches(launches):
+            step()
+    phases = collections.Counter()
+    for (phase, _), n in counter.ops.items():
+        phases[phase] += n
+    top = {p: sorted(((op, n) for (ph, op), n in counter.ops.items() if ph == p), key=lambda x: -x[1])[:12]
+           for p in ("forward", "backward")}
+    return {"kernels": kernels, "batch": batch, "length": length, "forward": phases["forward"],
+            "backward": phases["backward"], "optimizer": phases["optimizer"], "triton": sum(launches.values()),
+            "total": phases["forward"] + phases["backward"] + sum(launches.values()), "top": top}
+
+
+def _in_interpreter() -> bool:
+    f = sys._getframe(2)
+    while f is not None:
+        if "triton/runtime/interpreter" in f.f_code.co_filename.replace("\\", "/"):
+            return True
+        f = f.f_back
+    return False
+
+
+class _count_launches:
+    """Count Triton kernel launches (interpreted) while inside the ``with``."""
+
+    def __init__(self, into: collections.Counter):
+        self.into = into
+
+    def __enter__(self):
+        from triton.runtime import interpreter
+        self.cls = interpreter.InterpretedFunction
+        self.orig = self.cls.run
+        into = self.into
+
+        def run(fn_self, *a, **kw):
+            into[getattr(fn_self.fn, "__name__", "?")] += 1
+            return self.orig(fn_self, *a, **kw)
+        self.cls.run = run
+        return self
+
+    def __exit__(self, *exc):
+        self.cls.run = self.orig
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--kernels", choices=("triton", "naive"), default="triton",
+                    help="Triton twins through the interpreter (as on a GPU) or the naive references")
+    ap.add_argument("--batch", type=int, default=2)
+    ap.add_argument("--length", type=int, default=64)
+    ap.add_argument("--json", action="store_true", help="one JSON object instead of the table")
+    args = ap.parse_args()
+    res = count_step(args.kernels, args.batch, args.length)
+    if args.json:
+        print(json.dumps(res))
+        return 0
+    print(f"one fixed-capacity training step, batch {args.batch} x {args.length}, {args.kernels} kernels")
+    print(f"  forward {res['forward']:,}  backward {res['backward']:,}  Triton launches {res['triton']:,}  "
+          f"total {res['total']:,}   (optimizer, foreach AdamW: {res['optimizer']:,})")
+    for phase, rows in res["top"].items():
+        print(f"  {phase}: " + ", ".join(f"{op} {n}" for op, n in rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
