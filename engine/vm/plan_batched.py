@@ -7,6 +7,8 @@ B x NB independent chains. :func:`plan_batched` sorts the events by (chain, time
 the r-th event of every chain in one batched tensor step, r = 0 .. (longest chain - 1): the
 same decisions with a few dozen tensor steps instead of one Python step per event, and no
 copy to the host. Reads then find each probed slot's occupant with one ``searchsorted``.
+The "chains" walker instead sorts writes, clears and read probes together by (chain, time) and
+walks every chain in its own program (kernels.chains), which answers the reads on the way.
 
 Decisions equal the reference's except where a cosine lies within float rounding of the
 match threshold (the two sum the dot product in different orders).
@@ -16,7 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
+
+from kernels.elementwise import unit_rows
 
 _NEVER = torch.iinfo(torch.long).max
 
@@ -61,32 +64,24 @@ def plan_batched(*, threshold: float, write: torch.Tensor, clear: torch.Tensor, 
     write/clear: [B, T] bool; bucket: [B, T] long; keys: [B, T, dk]; utility: [B, T]; pos0: [B];
     read_rows/read_pos: [N]; read_probes: [N, Ps]; init_valid: [B, NB, W] bool; init_keys:
     [B, NB, W, dk]; init_utility: [B, NB, W]; init_age: [B, NB, W] long.
-    ``walker`` "ranks": (longest chain of events in one bucket) batched tensor steps; "chains":
-    :func:`kernels.chains.walk_chains`, every chain walked by its own program (one Triton launch
-    on a GPU). Either way one sort and one searchsorted for the reads.
+    ``walker`` "ranks": (longest chain of events in one bucket) batched tensor steps, then one
+    sort and one searchsorted for the reads; "chains": :func:`kernels.chains.walk_chains`, every
+    chain (its events and the reads that probe it) walked by its own program (one Triton launch
+    on a GPU), after one sort.
     """
     B, NB, W = init_valid.shape
     T = write.shape[1]
     S, span, dev = NB * W, T + 2, init_valid.device
     C = B * NB  # chains
-    kn = F.normalize(keys.float(), dim=-1, eps=1e-12)
-    ck = F.normalize(init_keys.float(), dim=-1, eps=1e-12).reshape(C, W, -1)
+    kn = unit_rows(keys.float(), 1.0)                               # F.normalize (eps 1e-12), one kernel
+    ck = unit_rows(init_keys.float(), 1.0).reshape(C, W, -1)
     slot_ids = torch.arange(C * W, device=dev).remainder_(S).view(C, W)
     occ = torch.where(init_valid.reshape(C, W), slot_ids, -1)
     init_occ = occ.reshape(-1)                                   # every slot's occupant at time 0
 
     if walker == "chains":
-        # every position is an event, those without a write or clear on chain C, which no program
-        # walks: no nonzero, so no shape depends on the data (a CUDA graph can hold it); chain ids
-        # and the reads' history keys are int32 where they fit (half the radix passes of a sort)
-        kdt = _key_dtype(C + 1)
-        chain = torch.where(write | clear, torch.arange(B, device=dev, dtype=kdt).unsqueeze(1) * NB + bucket.to(kdt),
-                            C).reshape(-1)
-        chain, order = torch.sort(chain, stable=True)               # stable: time order per chain
-        final, ev_slot, ev_time, ev_occ = _walk(chain, order, write, kn, utility, pos0, init_valid.reshape(C, W), ck,
-                                                init_utility.float().reshape(C, W), init_age.reshape(C, W), occ,
-                                                threshold, B, NB, W, T)
-        return _reads(final, init_occ, ev_slot, ev_time, ev_occ, read_rows, read_pos, read_probes, B, S, W, span)
+        return _plan_chains(write, clear, bucket, kn, utility, pos0, read_rows, read_pos, read_probes, init_valid, ck,
+                            init_utility, init_age, occ, threshold)
     # the ranks walker's tables have a scratch row C that no-op events write to
     valid = torch.cat([init_valid.reshape(C, W), init_valid.new_zeros(1, W)])
     ck = torch.cat([ck, ck.new_zeros(1, *ck.shape[1:])])
@@ -141,22 +136,27 @@ def _key_dtype(bound: int) -> torch.dtype:
     return torch.int32 if bound < 2 ** 31 else torch.long
 
 
-def _walk(chain, order, write, kn, utility, pos0, valid, ck, cu, ca, occ, threshold, B, NB, W, T):
-    """The chains walker: chain ids of every position sorted (chain C the scratch chain of positions
-    without an event, walked by no program), ``order`` their flat positions b * T + t, handed to
-    kernels.chains.walk_chains. Returns (final occupants [B, NB, W], history slot, time and occupant
-    of every event)."""
+def _plan_chains(write, clear, bucket, kn, utility, pos0, read_rows, read_pos, read_probes, init_valid, ck,
+                 init_utility, init_age, occ, threshold) -> TensorPlan:
+    """The chains walker: every write, clear and read probe as an entry of its bucket chain, sorted
+    once by (chain, time, a read before the write of its time), then kernels.chains.walk_chains
+    walks each chain and answers its reads. Every position is an entry, those without a write or
+    clear on chain C, which no program walks: no nonzero, so no shape depends on the data (a CUDA
+    graph can hold it). Keys are int32 where they fit (half the radix passes of a sort)."""
     from kernels.chains import walk_chains
-    C, S = B * NB, NB * W
-    # chain c's events start where the sorted ids reach c (no bincount, which reads back its maximum)
-    starts = torch.searchsorted(chain, torch.arange(C + 1, device=chain.device, dtype=chain.dtype))
-    rows, ts = order.div(T, rounding_mode="floor"), order.remainder(T)
-    is_write = write.reshape(-1)[order]
-    ev_occ = torch.where(is_write, S + ts, -1)
-    final, way, act = walk_chains(starts, is_write, kn.reshape(B * T, -1).index_select(0, order), utility.reshape(-1)[order].float(),
-                                  pos0[rows] + ts, S + ts, valid, ck, cu, ca, occ, threshold)
-    ev_slot = torch.where(act, rows * S + (chain.long() % NB) * W + way, B * S)   # a no-op is past every slot
-    return final.reshape(B, NB, W), ev_slot, ts + 1, ev_occ
+    B, NB, W = init_valid.shape
+    T, dev = write.shape[1], write.device
+    C, S, span = B * NB, NB * W, 2 * T
+    kdt = _key_dtype((C + 1) * span)
+    chain = torch.where(write | clear, torch.arange(0, C, NB, device=dev).unsqueeze(1) + bucket, C)    # [B, T]
+    at_write = chain * span + torch.arange(1, span, 2, device=dev)                                     # 2t + 1
+    at_read = (read_rows.unsqueeze(1) * NB + read_probes) * span + 2 * read_pos.unsqueeze(1)            # [N, Ps]
+    order_keys, order = torch.sort(torch.cat([at_write.reshape(-1), at_read.reshape(-1)]).to(kdt))
+    starts = torch.searchsorted(order_keys, torch.arange(0, (C + 1) * span, span, device=dev, dtype=kdt))
+    final, events = walk_chains(starts, order, write.reshape(-1), kn.reshape(B * T, -1), utility.reshape(-1), pos0,
+                                T, S, init_valid.reshape(C, W), ck, init_utility.float().reshape(C, W),
+                                init_age.reshape(C, W), occ, read_probes.shape[0], read_probes.shape[1], threshold)
+    return TensorPlan(final.reshape(B, NB, W), read_rows, read_pos, events)
 
 
 def _reads(final, init_occ, ev_slot, ev_time, ev_occ, read_rows, read_pos, read_probes, B, S, W, span) -> TensorPlan:

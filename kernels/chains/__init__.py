@@ -7,18 +7,16 @@ from kernels import backend
 from kernels.chains import naive
 
 
-def walk_chains(starts: torch.Tensor, is_write: torch.Tensor, ev_key: torch.Tensor, ev_util: torch.Tensor,
-                ev_age: torch.Tensor, ev_occ: torch.Tensor, valid: torch.Tensor, keys: torch.Tensor,
-                util: torch.Tensor, age: torch.Tensor, occ: torch.Tensor,
-                threshold: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(final occupants [C, W], way of each event [E], whether it acted [E]); see
-    :func:`kernels.chains.naive.walk_chains` for the shapes and the policy (the spec)."""
+def walk_chains(starts: torch.Tensor, order: torch.Tensor, write: torch.Tensor, ev_key: torch.Tensor,
+                ev_util: torch.Tensor, pos0: torch.Tensor, T: int, S: int, valid: torch.Tensor, keys: torch.Tensor,
+                util: torch.Tensor, age: torch.Tensor, occ: torch.Tensor, n_reads: int, n_probes: int,
+                threshold: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(final occupants [C, W], read occupants [n_reads, n_probes * W]); see
+    :func:`kernels.chains.naive.walk_chains` for the shapes, the entry order and the policy (the spec)."""
     twin = backend.use_triton("chains", valid)
-    if twin is not None:
-        return twin.walk_chains(starts, is_write, ev_key, ev_util, ev_age, ev_occ, valid, keys, util, age, occ,
-                                threshold)
-    return naive.walk_chains(starts, is_write, ev_key, ev_util, ev_age, ev_occ, valid, keys, util, age, occ,
-                             threshold)
+    impl = twin if twin is not None else naive
+    return impl.walk_chains(starts, order, write, ev_key, ev_util, pos0, T, S, valid, keys, util, age, occ,
+                            n_reads, n_probes, threshold)
 
 
 __all__ = ["walk_chains"]

@@ -1,8 +1,9 @@
 """Triton twin of :func:`kernels.chains.naive.walk_chains`: one program per chain.
 
 The program keeps its chain's W ways (validity, keys, utility, age, occupant) in registers and
-walks the chain's events in time order, so a whole batch's slot plan is one launch, with no
-host round trip per event or per event rank.
+walks the chain's entries in order: writes and clears update the ways, reads copy the current
+occupants out. So a whole batch's slot plan and every read's slots are one launch, with no host
+round trip per event or per event rank.
 """
 from __future__ import annotations
 
@@ -14,9 +15,9 @@ _NEVER = tl.constexpr(9223372036854775807)  # an age no slot reaches (int64 max)
 
 
 @triton.jit
-def _walk_kernel(starts_ptr, write_ptr, ekey_ptr, eutil_ptr, eage_ptr, eocc_ptr,
-                 valid_ptr, keys_ptr, util_ptr, age_ptr, occ_ptr, way_ptr, act_ptr,
-                 threshold, W, DK, BW: tl.constexpr, BK: tl.constexpr):
+def _walk_kernel(starts_ptr, order_ptr, write_ptr, ekey_ptr, eutil_ptr, pos0_ptr,
+                 valid_ptr, keys_ptr, util_ptr, age_ptr, occ_ptr, reads_ptr,
+                 threshold, P, T, S, W, DK, NPROBE, BW: tl.constexpr, BK: tl.constexpr):
     c = tl.program_id(0).to(tl.int64)
     ow = tl.arange(0, BW)
     ok = tl.arange(0, BK)
@@ -29,8 +30,15 @@ def _walk_kernel(starts_ptr, write_ptr, ekey_ptr, eutil_ptr, eage_ptr, eocc_ptr,
     lo = tl.load(starts_ptr + c)
     hi = tl.load(starts_ptr + c + 1)
     for e in range(lo, hi):
-        wr = tl.load(write_ptr + e) != 0
-        k = tl.load(ekey_ptr + e * DK + ok, mask=mk, other=0.0)
+        i = tl.load(order_ptr + e)
+        is_ev = i < P
+        # a read: the ways' occupants as they are now (before a write of the same time)
+        r = tl.where(is_ev, 0, i - P)
+        tl.store(reads_ptr + (r // NPROBE) * (NPROBE * W) + (r % NPROBE) * W + ow, occ,
+                 mask=mw & (ow * 0 + i >= P))   # a block compare (Triton's interpreter masks with blocks only)
+        p = tl.where(is_ev, i, 0)                # a read loads position 0's event and changes nothing
+        wr = tl.load(write_ptr + p) != 0
+        k = tl.load(ekey_ptr + p * DK + ok, mask=mk, other=0.0)
         live = (valid != 0) & mw
         cos = tl.where(live, tl.sum(keys * k[None, :], axis=1), float("-inf"))
         best_cos = tl.max(cos, axis=0)
@@ -44,32 +52,30 @@ def _walk_kernel(starts_ptr, write_ptr, ekey_ptr, eutil_ptr, eage_ptr, eocc_ptr,
         matched = (n_live > 0) & (best_cos >= threshold)
         w_write = tl.where(matched, best, tl.where(n_empty > 0, first_empty, evict))
         w = tl.where(wr, w_write, best)
-        acted = wr | (n_live > 0)
+        acted = is_ev & (wr | (n_live > 0))
         sel = (ow == w) & acted
+        t = p % T
         valid = tl.where(sel, wr.to(tl.int32), valid)
         keys = tl.where(sel[:, None], tl.where(wr, k[None, :], 0.0), keys)
-        util = tl.where(sel, tl.where(wr, tl.load(eutil_ptr + e), 0.0), util)
-        age = tl.where(sel, tl.where(wr, tl.load(eage_ptr + e), 0), age)
-        occ = tl.where(sel, tl.where(wr, tl.load(eocc_ptr + e), -1), occ)
-        tl.store(way_ptr + e, w.to(tl.int64))
-        tl.store(act_ptr + e, acted.to(tl.int8))
+        util = tl.where(sel, tl.where(wr, tl.load(eutil_ptr + p), 0.0), util)
+        age = tl.where(sel, tl.where(wr, tl.load(pos0_ptr + p // T) + t, 0), age)
+        occ = tl.where(sel, tl.where(wr, S + t, -1), occ)
     tl.store(occ_ptr + c * W + ow, occ, mask=mw)
 
 
-def walk_chains(starts, is_write, ev_key, ev_util, ev_age, ev_occ, valid, keys, util, age, occ, threshold):
+def walk_chains(starts, order, write, ev_key, ev_util, pos0, T, S, valid, keys, util, age, occ, n_reads, n_probes,
+                threshold):
     """Same arguments, results and policy as :func:`kernels.chains.naive.walk_chains`."""
     C, W = valid.shape
     DK = keys.shape[-1]
-    E = is_write.shape[0]
     dev = valid.device
     out_occ = occ.clone().contiguous()
-    way = torch.full((E,), -1, dtype=torch.long, device=dev)
-    act = torch.zeros(E, dtype=torch.int8, device=dev)
+    reads = torch.full((n_reads, n_probes * W), -1, dtype=torch.long, device=dev)
     if C == 0:
-        return out_occ, way, act.bool()
-    _walk_kernel[(C,)](starts.contiguous(), is_write.to(torch.int8).contiguous(), ev_key.float().contiguous(),
-                       ev_util.float().contiguous(), ev_age.contiguous(), ev_occ.contiguous(),
+        return out_occ, reads
+    _walk_kernel[(C,)](starts.contiguous(), order.contiguous(), write.to(torch.int8).contiguous(),
+                       ev_key.float().contiguous(), ev_util.float().contiguous(), pos0.contiguous(),
                        valid.to(torch.int8).contiguous(), keys.float().contiguous(), util.float().contiguous(),
-                       age.contiguous(), out_occ, way, act, float(threshold), W, DK,
+                       age.contiguous(), out_occ, reads, float(threshold), write.shape[0], T, S, W, DK, n_probes,
                        BW=triton.next_power_of_2(W), BK=triton.next_power_of_2(DK))
-    return out_occ, way, act.bool()
+    return out_occ, reads
