@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from kernels.elementwise import unit_rows
-from kernels.memory import read_rows
+from kernels.memory import read_mix
 
 _BIG_AGE = torch.iinfo(torch.long).max
 
@@ -104,13 +104,9 @@ class Memory(nn.Module):
         S = Ps*W and both reads (the plain one over the first P*W slots). READ: S = P*W and
         sel_scan None: where SCAN is not selected its term is exactly zero in value, so forward
         skips the wide read there (4x fewer slots); only the STE gradient toward choosing SCAN
-        at a READ is given up.
+        at a READ is given up. The weighting happens inside the read (kernels.memory.read_mix).
         """
-        r_p, r_scan = read_rows(q, keys, values, index, live, self.P * self.W)
-        mixed = sel_read.unsqueeze(-1) * r_p
-        if sel_scan is not None:
-            mixed = mixed + sel_scan.unsqueeze(-1) * r_scan
-        return self.out(mixed)
+        return self.out(read_mix(q, keys, values, index, live, self.P * self.W, sel_read, sel_scan))
 
     def mix_pair(self, q, keys, values, live, sel_read, sel_scan) -> torch.Tensor:
         """Both reads for decoding (:meth:`mix_rows`'s math over gathered slots), scoring them once.

@@ -31,4 +31,17 @@ def read_rows(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, index: 
     return naive.read_rows(q, keys, values, index, mask, plain)
 
 
-__all__ = ["read_rows", "read_slots"]
+def read_mix(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, index: torch.Tensor,
+             mask: torch.Tensor, plain: int, w_plain: torch.Tensor, w_wide: torch.Tensor | None) -> torch.Tensor:
+    """:func:`read_rows`' two reads mixed by per-read weights w_plain, w_wide [N] (w_wide None exactly
+    when plain == S): mixed [N, dv] = w_plain[:, None] * r_plain (+ w_wide[:, None] * r_wide).
+
+    See :func:`kernels.memory.naive.read_mix` for the spec.
+    """
+    twin = backend.use_triton("memory", q)
+    if twin is not None:
+        return twin.read_mix(q, keys, values, index, mask, plain, w_plain, w_wide)
+    return naive.read_mix(q, keys, values, index, mask, plain, w_plain, w_wide)
+
+
+__all__ = ["read_mix", "read_rows", "read_slots"]

@@ -37,9 +37,45 @@ def read_rows(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, index: 
     Differentiable in q, keys and values (a row read by several queries sums their gradients).
     """
     S = index.shape[1]
-    if not 0 < plain <= S:
-        raise ValueError(f"plain must be in [1, {S}], got {plain}")
+    check_plain(S, plain)
     k = keys.index_select(0, index.reshape(-1)).view(*index.shape, keys.shape[-1])
     v = values.index_select(0, index.reshape(-1)).view(*index.shape, values.shape[-1])
     r_plain = read_slots(q, k[:, :plain], v[:, :plain], mask[:, :plain])
     return r_plain, (read_slots(q, k, v, mask) if plain < S else None)
+
+
+def check_plain(S: int, plain: int) -> None:
+    """ValueError unless 0 < plain <= S (the plain read's slot count of S slots)."""
+    if not 0 < plain <= S:
+        raise ValueError(f"plain must be in [1, {S}], got {plain}")
+
+
+def check_mix(S: int, plain: int, N: int, w_plain: torch.Tensor, w_wide: torch.Tensor | None) -> None:
+    """:func:`read_mix`'s argument checks (shared by the Triton twin): ValueError unless 0 < plain <= S,
+    w_plain is [N] and w_wide is [N] exactly when there is a wide read (plain < S), None otherwise."""
+    check_plain(S, plain)
+    if w_plain is None:
+        raise ValueError("read_mix: w_plain is required")
+    if (w_wide is None) != (plain == S):
+        raise ValueError(f"read_mix: w_wide must be given exactly when plain < S (plain {plain}, S {S}), "
+                         f"got {'None' if w_wide is None else 'a tensor'}")
+    for name, w in (("w_plain", w_plain), ("w_wide", w_wide)):
+        if w is not None and tuple(w.shape) != (N,):
+            raise ValueError(f"read_mix: {name} must be [N] = [{N}], got {list(w.shape)}")
+
+
+def read_mix(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, index: torch.Tensor,
+             mask: torch.Tensor, plain: int, w_plain: torch.Tensor, w_wide: torch.Tensor | None) -> torch.Tensor:
+    """The two reads of :func:`read_rows` mixed by per-read weights: the memory layer's read.
+
+    w_plain, w_wide: [N] (the READ / SCAN selections; w_wide None exactly when plain == S, i.e.
+    there is no wide read, else ValueError). Returns mixed [N, dv] =
+    w_plain[:, None] * r_plain (+ w_wide[:, None] * r_wide), in that order. Differentiable in q,
+    keys, values, w_plain and w_wide.
+    """
+    check_mix(index.shape[1], plain, index.shape[0], w_plain, w_wide)
+    r_plain, r_wide = read_rows(q, keys, values, index, mask, plain)
+    mixed = w_plain.unsqueeze(-1) * r_plain
+    if w_wide is not None:
+        mixed = mixed + w_wide.unsqueeze(-1) * r_wide
+    return mixed

@@ -12,6 +12,8 @@ import torch
 import triton
 import triton.language as tl
 
+from kernels.memory import naive
+
 
 @triton.jit
 def _read_fwd_kernel(q_ptr, k_ptr, v_ptr, mask_ptr, out_ptr, lse_ptr,
@@ -327,46 +329,71 @@ def _rows_slots(q_ptr, k_ptr, v_ptr, idx_ptr, mask_ptr, n, S, DK, DV, scale,
 
 
 @triton.jit
-def _rows_fwd_kernel(q_ptr, k_ptr, v_ptr, idx_ptr, mask_ptr, rp_ptr, rw_ptr, lsep_ptr, lsew_ptr,
-                     S, PLAIN, DK, DV, scale,
-                     WIDE: tl.constexpr, BS: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr):
+def _rows_fwd_kernel(q_ptr, k_ptr, v_ptr, idx_ptr, mask_ptr, rp_ptr, rw_ptr, lsep_ptr, lsew_ptr, wp_ptr, ww_ptr,
+                     S, PLAIN, DK, DV, swp, sww, scale,
+                     WIDE: tl.constexpr, MIX: tl.constexpr, BS: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr):
+    """Both reads of read n. MIX: rp_ptr gets w_plain[n] r_plain (+ w_wide[n] r_wide), rw_ptr nothing."""
     n = tl.program_id(0).to(tl.int64)
     s, ok, ov, mk, mv, live, row, q, k, v, logits = _rows_slots(q_ptr, k_ptr, v_ptr, idx_ptr, mask_ptr, n, S, DK,
                                                                 DV, scale, BS, BK, BV)
     out, lse = _softmax_read(logits, live & (s < PLAIN), v)
-    tl.store(rp_ptr + n * DV + ov, out, mask=mv)
     tl.store(lsep_ptr + n, lse)
+    if MIX:
+        out = tl.load(wp_ptr + n * swp) * out
     if WIDE:
-        out, lse = _softmax_read(logits, live, v)
-        tl.store(rw_ptr + n * DV + ov, out, mask=mv)
+        out_w, lse = _softmax_read(logits, live, v)
         tl.store(lsew_ptr + n, lse)
+        if MIX:
+            out = out + tl.load(ww_ptr + n * sww) * out_w
+        else:
+            tl.store(rw_ptr + n * DV + ov, out_w, mask=mv)
+    tl.store(rp_ptr + n * DV + ov, out, mask=mv)
 
 
 @triton.jit
-def _softmax_read_grad(logits, live, lse, v, do):
-    """(d logits [BS], d v [BS, BV]) of :func:`_softmax_read` for the cotangent do [BV]."""
+def _softmax_probs(logits, live, lse, dp):
+    """(p [BS], delta = sum_s p_s dp_s) of :func:`_softmax_read` saved as lse, for dp_s = <v_s, d out>:
+    d logits = p (dp - delta), d v = p d out, and delta = <d out, out>."""
     lse = tl.where(lse > float("-inf"), lse, 0.0)
     p = tl.where(live, tl.exp(logits - lse), 0.0)
-    dp = tl.sum(v * do[None, :], axis=1)
-    return p * (dp - tl.sum(p * dp, axis=0)), p[:, None] * do[None, :]
+    return p, tl.sum(p * dp, axis=0)
 
 
 @triton.jit
-def _rows_bwd_kernel(q_ptr, k_ptr, v_ptr, idx_ptr, mask_ptr, lsep_ptr, lsew_ptr, drp_ptr, drw_ptr,
-                     dq_ptr, dk_ptr, dv_ptr,
-                     S, PLAIN, DK, DV, scale,
-                     WIDE: tl.constexpr, BS: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr):
+def _rows_bwd_kernel(q_ptr, k_ptr, v_ptr, idx_ptr, mask_ptr, lsep_ptr, lsew_ptr, drp_ptr, drw_ptr, wp_ptr, ww_ptr,
+                     dq_ptr, dk_ptr, dv_ptr, dwp_ptr, dww_ptr,
+                     S, PLAIN, DK, DV, swp, sww, scale,
+                     WIDE: tl.constexpr, MIX: tl.constexpr, BS: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr):
+    """Gradients of read n. MIX: drp_ptr holds d mixed, which is each read's cotangent scaled by its
+    weight (folded into p); d w = <d mixed, r> of each read is its delta, written to dwp_ptr / dww_ptr."""
     n = tl.program_id(0).to(tl.int64)
     s, ok, ov, mk, mv, live, row, q, k, v, logits = _rows_slots(q_ptr, k_ptr, v_ptr, idx_ptr, mask_ptr, n, S, DK,
                                                                 DV, scale, BS, BK, BV)
     km, vm = live[:, None] & mk[None, :], live[:, None] & mv[None, :]
     do = tl.load(drp_ptr + n * DV + ov, mask=mv, other=0.0)
-    ds, dv = _softmax_read_grad(logits, live & (s < PLAIN), tl.load(lsep_ptr + n), v, do)
+    dp = tl.sum(v * do[None, :], axis=1)
+    p, delta = _softmax_probs(logits, live & (s < PLAIN), tl.load(lsep_ptr + n), dp)
+    if MIX:
+        tl.store(dwp_ptr + n, delta)
+        p = p * tl.load(wp_ptr + n * swp)
+    ds = p * (dp - delta)
     if WIDE:
-        do = tl.load(drw_ptr + n * DV + ov, mask=mv, other=0.0)
-        ds_w, dv_w = _softmax_read_grad(logits, live, tl.load(lsew_ptr + n), v, do)
-        ds += ds_w
-        dv += dv_w
+        if MIX:  # the wide read's cotangent is d mixed too: its dp is the plain read's
+            do_w, dp_w = do, dp
+        else:
+            do_w = tl.load(drw_ptr + n * DV + ov, mask=mv, other=0.0)
+            dp_w = tl.sum(v * do_w[None, :], axis=1)
+        p_w, delta = _softmax_probs(logits, live, tl.load(lsew_ptr + n), dp_w)
+        if MIX:
+            tl.store(dww_ptr + n, delta)
+            p_w = p_w * tl.load(ww_ptr + n * sww)
+        ds += p_w * (dp_w - delta)
+        if MIX:  # one outer product with d mixed serves both reads
+            p += p_w
+    dv = p[:, None] * do[None, :]
+    if WIDE:
+        if not MIX:
+            dv += p_w[:, None] * do_w[None, :]
     ds = ds * scale
     tl.store(dq_ptr + n * DK + ok, tl.sum(ds[:, None] * k, axis=0), mask=mk)
     # rows shared by several reads sum their gradients; dead slots add nothing
@@ -379,38 +406,62 @@ def _rows_launch(S: int, DK: int, DV: int) -> dict:
     return dict(BS=BS, BK=BK, BV=BV, num_warps=4 if BS <= 64 else 8)
 
 
+def _weight(w: torch.Tensor | None, dummy: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """(tensor, element stride) of a [N] weight read in place (a column of the selections), or a
+    dummy with stride 0 where there is none."""
+    return (dummy, 0) if w is None else (w, w.stride(0))
+
+
 class _RowsRead(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, q, keys, values, index, mask, plain, scale):
-        N, S = index.shape
-        DK, DV = keys.shape[-1], values.shape[-1]
-        wide = plain < S
-        dev = q.device
-        rp = torch.empty(N, DV, device=dev, dtype=torch.float32)
-        rw = torch.empty(N, DV if wide else 0, device=dev, dtype=torch.float32)
-        lse = torch.empty(2, N, device=dev, dtype=torch.float32)
-        if N:
-            _rows_fwd_kernel[(N,)](q, keys, values, index, mask, rp, rw, lse[0], lse[1], S, plain, DK, DV,
-                                   float(scale), WIDE=wide, **_rows_launch(S, DK, DV))
-        ctx.save_for_backward(q, keys, values, index, mask, lse)
-        ctx.plain, ctx.scale, ctx.wide = plain, scale, wide
-        ctx.set_materialize_grads(False)
-        return rp, rw
+    """read_rows (w_plain None): (r_plain, r_wide); read_mix: w_plain r_plain (+ w_wide r_wide)."""
 
     @staticmethod
-    def backward(ctx, drp, drw):
-        q, keys, values, index, mask, lse = ctx.saved_tensors
+    def forward(ctx, q, keys, values, index, mask, plain, scale, w_plain=None, w_wide=None):
         N, S = index.shape
         DK, DV = keys.shape[-1], values.shape[-1]
-        dq = torch.zeros_like(q)
+        wide, mix = plain < S, w_plain is not None
+        dev = q.device
+        rp = torch.empty(N, DV, device=dev, dtype=torch.float32)
+        rw = torch.empty(N, DV if wide and not mix else 0, device=dev, dtype=torch.float32)
+        lse = torch.empty(2, N, device=dev, dtype=torch.float32)
+        if N:
+            (wp, swp), (ww, sww) = _weight(w_plain, lse), _weight(w_wide, lse)
+            _rows_fwd_kernel[(N,)](q, keys, values, index, mask, rp, rw, lse[0], lse[1], wp, ww, S, plain, DK, DV,
+                                   swp, sww, float(scale), WIDE=wide, MIX=mix, **_rows_launch(S, DK, DV))
+        ctx.save_for_backward(q, keys, values, index, mask, lse, w_plain, w_wide)
+        ctx.plain, ctx.scale, ctx.wide, ctx.mix = plain, scale, wide, mix
+        ctx.set_materialize_grads(False)
+        return rp if mix else (rp, rw)
+
+    @staticmethod
+    def backward(ctx, drp, drw=None):
+        q, keys, values, index, mask, lse, w_plain, w_wide = ctx.saved_tensors
+        N, S = index.shape
+        DK, DV = keys.shape[-1], values.shape[-1]
+        dq = torch.empty_like(q)  # every read's row is written (the tables' rows are added to)
         dk, dv = torch.zeros_like(keys), torch.zeros_like(values)
+        dwp = None if w_plain is None else torch.empty_like(w_plain, memory_format=torch.contiguous_format)
+        dww = None if w_wide is None else torch.empty_like(w_wide, memory_format=torch.contiguous_format)
         if N == 0 or (drp is None and drw is None):
-            return dq, dk, dv, None, None, None, None
+            dq, dwp, dww = (None if g is None else g.zero_() for g in (dq, dwp, dww))
+            return dq, dk, dv, None, None, None, None, dwp, dww
         drp = torch.zeros(N, DV, device=q.device) if drp is None else drp.float().contiguous()
-        drw = (torch.zeros(N, DV, device=q.device) if drw is None else drw.float().contiguous()) if ctx.wide else drp
-        _rows_bwd_kernel[(N,)](q, keys, values, index, mask, lse[0], lse[1], drp, drw, dq, dk, dv,
-                               S, ctx.plain, DK, DV, float(ctx.scale), WIDE=ctx.wide, **_rows_launch(S, DK, DV))
-        return dq, dk, dv, None, None, None, None
+        drw = (torch.zeros(N, DV, device=q.device) if drw is None else drw.float().contiguous()) \
+            if ctx.wide and not ctx.mix else drp
+        (wp, swp), (ww, sww) = _weight(w_plain, lse), _weight(w_wide, lse)
+        _rows_bwd_kernel[(N,)](q, keys, values, index, mask, lse[0], lse[1], drp, drw, wp, ww, dq, dk, dv,
+                               lse if dwp is None else dwp, lse if dww is None else dww,
+                               S, ctx.plain, DK, DV, swp, sww, float(ctx.scale), WIDE=ctx.wide, MIX=ctx.mix,
+                               **_rows_launch(S, DK, DV))
+        return dq, dk, dv, None, None, None, None, dwp, dww
+
+
+def _rows_apply(q, keys, values, index, mask, plain, *weights):
+    # a bool mask is read as bytes in place (no conversion kernel)
+    live = (mask if mask.dtype == torch.bool else mask != 0).contiguous().view(torch.uint8)
+    return _RowsRead.apply(q.float().contiguous(), keys.float().contiguous(), values.float().contiguous(),
+                           index.contiguous(), live, plain, q.shape[-1] ** -0.5,
+                           *(None if w is None else w.float() for w in weights))
 
 
 def read_rows(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, index: torch.Tensor,
@@ -419,8 +470,58 @@ def read_rows(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, index: 
     live rows, computes the plain and (plain < S) the wide read from one set of scores, and its
     backward adds each live row's gradient into the tables atomically."""
     S = index.shape[1]
-    if not 0 < plain <= S:
-        raise ValueError(f"plain must be in [1, {S}], got {plain}")
-    rp, rw = _RowsRead.apply(q.float().contiguous(), keys.float().contiguous(), values.float().contiguous(),
-                             index.contiguous(), mask.to(torch.int8).contiguous(), plain, q.shape[-1] ** -0.5)
+    naive.check_plain(S, plain)
+    rp, rw = _rows_apply(q, keys, values, index, mask, plain)
     return rp, (rw if plain < S else None)
+
+
+def read_mix(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, index: torch.Tensor,
+             mask: torch.Tensor, plain: int, w_plain: torch.Tensor, w_wide: torch.Tensor | None) -> torch.Tensor:
+    """Same contract as :func:`kernels.memory.naive.read_mix`, in :func:`read_rows`'s two kernels: the
+    forward writes only the mix (and the log-sum-exps), the backward takes d mix and writes every
+    read's d w_plain / d w_wide (<d mix, r>) itself. The weights are read in place (any stride)."""
+    naive.check_mix(index.shape[1], plain, index.shape[0], w_plain, w_wide)
+    return _rows_apply(q, keys, values, index, mask, plain, w_plain, w_wide)
+
+
+# ---------------------------------------------------------------------------------------------
+# Self-check, picked up by scripts/gpu_check.py (check_extra_twins)
+# ---------------------------------------------------------------------------------------------
+def gpu_selfcheck(device) -> list[tuple[str, torch.Tensor, torch.Tensor, float]]:
+    """read_mix and read_rows against their references, outputs and every gradient, at the default
+    model's sizes (dk 32, dv 64; SCAN reads 16 probes x 16 ways of which 12 plain, READ 12 probes,
+    over tables of shared rows; a few reads on a CPU, where the interpreter runs them): a list of
+    (name, actual, expected, RMS ratio tolerance). The weights are columns of a selection matrix,
+    mostly exact zeros and ones, as the model passes them."""
+    device = torch.device(device)
+    N, R, S, plain = (3, 40, 16, 12) if device.type == "cpu" else (2048, 8192, 256, 192)
+    dk, dv, n_ops, READ, SCAN = 32, 64, 10, 3, 5
+    gen = torch.Generator().manual_seed(0)
+
+    def rnd(*shape):
+        return torch.randn(*shape, generator=gen).to(device).requires_grad_()
+
+    rows = []
+    for tag, s_n in (("SCAN", S), ("READ", plain)):
+        q, k, v = rnd(N, dk), rnd(R, dk), rnd(R, dv)
+        index = torch.randint(0, R, (N, s_n), generator=gen).to(device)
+        live = (torch.rand(N, s_n, generator=gen) > 0.3).to(device)
+        live[0] = False  # a read with nothing live
+        sel = torch.rand(N, n_ops, generator=gen).round()
+        sel[1:, SCAN] = torch.rand(N - 1, generator=gen)
+        sel = sel.to(device).requires_grad_()
+        w_wide = sel[:, SCAN] if tag == "SCAN" else None
+        cot = torch.randn(N, dv, generator=gen).to(device)
+        got, ref = [(y, torch.autograd.grad((y * cot).sum(), (q, k, v, sel)))
+                    for y in (f(q, k, v, index, live, plain, sel[:, READ], w_wide) for f in (read_mix, naive.read_mix))]
+        rows.append((f"read_mix {tag} mixed", got[0], ref[0], 1e-4))
+        rows += [(f"read_mix {tag} d{name}", a, e, 1e-4) for name, a, e in zip(("q", "keys", "values"), got[1], ref[1])]
+        rows += [(f"read_mix {tag} d{name}", got[1][3][:, c], ref[1][3][:, c], 1e-4)
+                 for name, c in (("w_plain", READ), ("w_wide", SCAN)) if c == READ or w_wide is not None]
+        if tag == "SCAN":  # read_rows shares the kernels (MIX off)
+            got, ref = [(y, torch.autograd.grad(sum((r * c).sum() for r, c in zip(y, (cot, cot.flip(0)))), (q, k, v)))
+                        for y in (f(q, k, v, index, live, plain) for f in (read_rows, naive.read_rows))]
+            rows += [(f"read_rows {tag} r_{name}", a, e, 1e-4) for name, a, e in zip(("plain", "wide"), got[0], ref[0])]
+            rows += [(f"read_rows {tag} d{name}", a, e, 1e-4) for name, a, e in zip(("q", "keys", "values"), got[1],
+                                                                                      ref[1])]
+    return rows

@@ -31,10 +31,11 @@ _READ_BWD = dict(q_ptr=F, k_ptr=F, v_ptr=F, mask_ptr=I8P, lse_ptr=F, dout_ptr=F,
                  **_ints("S", "DK", "DV"), scale="fp32")
 _SCAN_BWD = dict(a_ptr=F, h0_ptr=F, out_ptr=F, carry_ptr=F, g_ptr=F, da_ptr=F, dh0_ptr=F,
                  **_ints("T", "N", "L", "NC", "sab", "sat"))
-_ROWS = dict(q_ptr=F, k_ptr=F, v_ptr=F, idx_ptr=I64P, mask_ptr=I8P, rp_ptr=F, rw_ptr=F, lsep_ptr=F, lsew_ptr=F,
-             **_ints("S", "PLAIN", "DK", "DV"), scale="fp32")
-_ROWS_BWD = dict(q_ptr=F, k_ptr=F, v_ptr=F, idx_ptr=I64P, mask_ptr=I8P, lsep_ptr=F, lsew_ptr=F, drp_ptr=F, drw_ptr=F,
-                 dq_ptr=F, dk_ptr=F, dv_ptr=F, **_ints("S", "PLAIN", "DK", "DV"), scale="fp32")
+_ROWS = dict(q_ptr=F, k_ptr=F, v_ptr=F, idx_ptr=I64P, mask_ptr=U8P, rp_ptr=F, rw_ptr=F, lsep_ptr=F, lsew_ptr=F,
+             wp_ptr=F, ww_ptr=F, **_ints("S", "PLAIN", "DK", "DV", "swp", "sww"), scale="fp32")
+_ROWS_BWD = dict(q_ptr=F, k_ptr=F, v_ptr=F, idx_ptr=I64P, mask_ptr=U8P, lsep_ptr=F, lsew_ptr=F, drp_ptr=F, drw_ptr=F,
+                 wp_ptr=F, ww_ptr=F, dq_ptr=F, dk_ptr=F, dv_ptr=F, dwp_ptr=F, dww_ptr=F,
+                 **_ints("S", "PLAIN", "DK", "DV", "swp", "sww"), scale="fp32")
 _OUT = dict(x_ptr=F, a_ptr=F, local_ptr=F, reg_ptr=F, snew_ptr=F, u_ptr=F, y_ptr=F, regs_ptr=F, convbuf_ptr=F,
             prevkey_ptr=F, ledger_ptr=I64P, pos_ptr=I64P, mkeys_ptr=F, mvals_ptr=F, mutil_ptr=F, mage_ptr=I64P,
             mvalid_ptr=U8P, routw_ptr=F, routb_ptr=F, outw_ptr=F, op_ptr=I64P, rb_ptr=I64P, ws_ptr=I64P, cs_ptr=I64P,
@@ -70,10 +71,11 @@ KERNELS = [
                                                   **_ints("T", "N", "L", "NC", "sab", "sat")), dict(BLOCK=128), 4),
     ("scan_bwd_fix", ks._bwd_fix_kernel, _SCAN_BWD, dict(HAS_H0=True, A_TIME_CONST=True, BLOCK=128), 4),
     ("scan_bwd_fix_full_a", ks._bwd_fix_kernel, _SCAN_BWD, dict(HAS_H0=False, A_TIME_CONST=False, BLOCK=128), 4),
-    ("rows_fwd_scan", km._rows_fwd_kernel, _ROWS, dict(WIDE=True, BS=256, BK=32, BV=64), 8),
-    ("rows_fwd_read", km._rows_fwd_kernel, _ROWS, dict(WIDE=False, BS=64, BK=32, BV=64), 4),
-    ("rows_bwd_scan", km._rows_bwd_kernel, _ROWS_BWD, dict(WIDE=True, BS=256, BK=32, BV=64), 8),
-    ("rows_bwd_read", km._rows_bwd_kernel, _ROWS_BWD, dict(WIDE=False, BS=64, BK=32, BV=64), 4),
+    # read_rows (MIX False) and read_mix (MIX True); SCAN reads both (WIDE), READ the plain one only
+    *[(f"{op}_{kind}_{group}", kernel, sig, dict(WIDE=wide, MIX=mix, BS=bs, BK=32, BV=64), warps)
+      for op, mix in (("rows", False), ("mix", True))
+      for kind, kernel, sig in (("fwd", km._rows_fwd_kernel, _ROWS), ("bwd", km._rows_bwd_kernel, _ROWS_BWD))
+      for group, wide, bs, warps in (("scan", True, 256, 8), ("read", False, 64, 4))],
     ("read_fwd", km._read_fwd_kernel, _READ, dict(BS=64, BK=32, BV=64), 4),
     ("read_fwd_scan", km._read_fwd_kernel, _READ, dict(BS=256, BK=32, BV=64), 8),
     ("read_bwd", km._read_bwd_kernel, _READ_BWD, dict(BS=64, BK=32, BV=64), 4),
@@ -85,9 +87,9 @@ KERNELS = [
           u_ptr=F, pos_ptr=I64P, write_ptr=U8P, clear_ptr=U8P, wslot_ptr=I64P, cslot_ptr=I64P,
           **_ints("NB", "W", "DK", "DV"), threshold="fp32"), dict(BW=8, BK=32, BV=64), 1),
     ("walk_chains", kc._walk_kernel,
-     dict(starts_ptr=I64P, write_ptr=I8P, ekey_ptr=F, eutil_ptr=F, eage_ptr=I64P, eocc_ptr=I64P, valid_ptr=I8P,
-          keys_ptr=F, util_ptr=F, age_ptr=I64P, occ_ptr=I64P, way_ptr=I64P, act_ptr=I8P, threshold="fp32",
-          **_ints("W", "DK")), dict(BW=8, BK=32), 1),
+     dict(starts_ptr=I64P, order_ptr=I64P, write_ptr=I8P, ekey_ptr=F, eutil_ptr=F, pos0_ptr=I64P, valid_ptr=I8P,
+          keys_ptr=F, util_ptr=F, age_ptr=I64P, occ_ptr=I64P, reads_ptr=I64P, threshold="fp32",
+          **_ints("P", "T", "S", "W", "DK", "NPROBE")), dict(BW=8, BK=32), 1),
     ("decode_in", kd._decode_in_kernel,
      dict(x_ptr=F, norm_ptr=F, convw_ptr=F, convbuf_ptr=F, w_ptr=F, b_ptr=F, out_ptr=F, u_ptr=F,
           **_ints("B", "D", "NP", "NA", "KC"), eps="fp32"), dict(BD=256, BN=32, ROWS=8), 4),

@@ -168,3 +168,81 @@ def test_read_rows_only_the_wide_read_used():
         assert_close(name, a, b, 1e-5)
     with pytest.raises(ValueError, match="plain"):
         naive.read_rows(q, k, v, index, mask, 17)
+
+
+# --- read_mix: both reads weighted by the READ / SCAN selections, in read_rows' kernels --------
+READ, SCAN, OPS = 3, 5, 8  # the weights are columns of a selection matrix, as the model passes them
+
+
+def _mix_inputs(N, S, R, dk, dv, kind):
+    q = randn(N, dk, seed=1, requires_grad=True)
+    k = randn(R, dk, seed=2, requires_grad=True)
+    v = randn(R, dv, seed=3, requires_grad=True)
+    index = torch.randint(0, R, (N, S), generator=torch.Generator().manual_seed(5))
+    sel = randn(N, OPS, seed=7)
+    sel[N // 2, READ] = 0.0  # straight-through selections are mostly exact zeros and ones
+    sel[N - 1, SCAN] = 1.0
+    return q, k, v, index, _mask(kind, N, S), sel.requires_grad_()
+
+
+@pytest.mark.parametrize("N,S,plain,R,dk,dv,kind", ROW_CASES, ids=[f"N{c[0]}-S{c[1]}-p{c[2]}-R{c[3]}-{c[6]}"
+                                                                   for c in ROW_CASES])
+def test_read_mix_matches_naive(N, S, plain, R, dk, dv, kind):
+    q, k, v, index, mask, sel = _mix_inputs(N, S, R, dk, dv, kind)
+    cot = randn(N, dv, seed=4)
+    wide = plain < S
+
+    def run(read_mix):
+        out = read_mix(q, k, v, index, mask, plain, sel[:, READ], sel[:, SCAN] if wide else None)
+        return out, torch.autograd.grad((out * cot).sum(), (q, k, v, sel))
+    with poison_empty():
+        out, grads = run(twin.read_mix)
+    ref, ref_grads = run(naive.read_mix)
+    assert_close("mixed", out, ref, 1e-5)
+    for name, g, rg in zip(("q", "keys", "values"), grads[:3], ref_grads[:3]):
+        assert_close(f"d{name}", g, rg, 1e-5)
+    dsel, ref_dsel = grads[3], ref_grads[3]
+    assert_close("dw_plain", dsel[:, READ], ref_dsel[:, READ], 1e-5)
+    if wide:
+        assert_close("dw_wide", dsel[:, SCAN], ref_dsel[:, SCAN], 1e-5)
+    others = [c for c in range(OPS) if c != READ and (c != SCAN or not wide)]
+    assert torch.equal(dsel[:, others], torch.zeros(N, len(others))), "gradient outside the weights' columns"
+    if kind == "none":
+        assert torch.equal(out, torch.zeros_like(out))
+        assert torch.equal(dsel, torch.zeros_like(dsel))
+
+
+def test_read_mix_naive_is_the_callers_math():
+    """The reference is bit for bit what Memory.mix_rows computed around read_rows."""
+    N, S, plain, R, dk, dv = 7, 9, 3, 40, 7, 6
+    q, k, v, index, mask, sel = _mix_inputs(N, S, R, dk, dv, "random")
+    r_p, r_w = naive.read_rows(q, k, v, index, mask, plain)
+    assert torch.equal(naive.read_mix(q, k, v, index, mask, plain, sel[:, READ], sel[:, SCAN]),
+                       sel[:, READ].unsqueeze(-1) * r_p + sel[:, SCAN].unsqueeze(-1) * r_w)
+    r_p, _ = naive.read_rows(q, k, v, index, mask, S)
+    assert torch.equal(naive.read_mix(q, k, v, index, mask, S, sel[:, READ], None), sel[:, READ].unsqueeze(-1) * r_p)
+
+
+def test_read_mix_dispatch(monkeypatch):
+    import kernels.memory as km
+    q, k, v, index, mask, sel = _mix_inputs(3, 16, 20, 8, 4, "random")
+    args = (q, k, v, index, mask, 8, sel[:, READ], sel[:, SCAN])
+    monkeypatch.setenv("MOSAIC_KERNELS", "triton")
+    got = km.read_mix(*args)
+    monkeypatch.setenv("MOSAIC_KERNELS", "naive")
+    assert torch.equal(km.read_mix(*args), naive.read_mix(*args))
+    assert_close("mixed", got, naive.read_mix(*args), 1e-5)
+
+
+@pytest.mark.parametrize("impl", [naive, twin], ids=["naive", "triton"])
+def test_read_mix_wants_w_wide_exactly_with_a_wide_read(impl):
+    q, k, v, index, mask, sel = _mix_inputs(3, 16, 20, 8, 4, "random")
+    w = sel[:, READ]
+    with pytest.raises(ValueError, match="w_wide"):
+        impl.read_mix(q, k, v, index, mask, 16, w, sel[:, SCAN])   # plain == S: no wide read
+    with pytest.raises(ValueError, match="w_wide"):
+        impl.read_mix(q, k, v, index, mask, 8, w, None)            # plain < S: the wide read's weight
+    with pytest.raises(ValueError, match="w_plain"):
+        impl.read_mix(q, k, v, index, mask, 16, sel[:2, READ], None)
+    with pytest.raises(ValueError, match="plain"):
+        impl.read_mix(q, k, v, index, mask, 17, w, None)

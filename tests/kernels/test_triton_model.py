@@ -35,7 +35,7 @@ def _run(mode, monkeypatch, fn, expect=("scan", "memory", "gated", "unit")):
     if mode != "triton":
         return fn()
     calls = {"scan": 0, "memory": 0, "gated": 0, "unit": 0}
-    for op, key, name in (("scan", "scan", "linear_scan"), ("memory", "memory", "read_rows"),
+    for op, key, name in (("scan", "scan", "linear_scan"), ("memory", "memory", "read_mix"),
                           ("elementwise", "gated", "gated_update"), ("elementwise", "unit", "unit_rows")):
         twin = backend.triton_twin(op)
         real = getattr(twin, name)
