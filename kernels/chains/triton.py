@@ -31,35 +31,32 @@ def _walk_kernel(starts_ptr, order_ptr, write_ptr, ekey_ptr, eutil_ptr, pos0_ptr
     hi = tl.load(starts_ptr + c + 1)
     for e in range(lo, hi):
         i = tl.load(order_ptr + e)
-        is_ev = i < P
-        # a read: the ways' occupants as they are now (before a write of the same time)
-        r = tl.where(is_ev, 0, i - P)
-        tl.store(reads_ptr + (r // NPROBE) * (NPROBE * W) + (r % NPROBE) * W + ow, occ,
-                 mask=mw & (ow * 0 + i >= P))   # a block compare (Triton's interpreter masks with blocks only)
-        p = tl.where(is_ev, i, 0)                # a read loads position 0's event and changes nothing
-        wr = tl.load(write_ptr + p) != 0
-        k = tl.load(ekey_ptr + p * DK + ok, mask=mk, other=0.0)
-        live = (valid != 0) & mw
-        cos = tl.where(live, tl.sum(keys * k[None, :], axis=1), float("-inf"))
-        best_cos = tl.max(cos, axis=0)
-        best = tl.argmax(cos, axis=0)
-        n_live = tl.sum(live.to(tl.int32), axis=0)
-        empty = (valid == 0) & mw
-        n_empty = tl.sum(empty.to(tl.int32), axis=0)
-        first_empty = tl.argmax(empty.to(tl.int32), axis=0)
-        lowest = (util == tl.min(util, axis=0)) & mw
-        evict = tl.argmin(tl.where(lowest, age, _NEVER), axis=0)
-        matched = (n_live > 0) & (best_cos >= threshold)
-        w_write = tl.where(matched, best, tl.where(n_empty > 0, first_empty, evict))
-        w = tl.where(wr, w_write, best)
-        acted = is_ev & (wr | (n_live > 0))
-        sel = (ow == w) & acted
-        t = p % T
-        valid = tl.where(sel, wr.to(tl.int32), valid)
-        keys = tl.where(sel[:, None], tl.where(wr, k[None, :], 0.0), keys)
-        util = tl.where(sel, tl.where(wr, tl.load(eutil_ptr + p), 0.0), util)
-        age = tl.where(sel, tl.where(wr, tl.load(pos0_ptr + p // T) + t, 0), age)
-        occ = tl.where(sel, tl.where(wr, S + t, -1), occ)
+        if i >= P:  # a read: the ways' occupants as they are now (before a write of the same time)
+            r = i - P
+            tl.store(reads_ptr + (r // NPROBE) * (NPROBE * W) + (r % NPROBE) * W + ow, occ, mask=mw)
+        else:
+            wr = tl.load(write_ptr + i) != 0
+            k = tl.load(ekey_ptr + i * DK + ok, mask=mk, other=0.0)
+            live = (valid != 0) & mw
+            cos = tl.where(live, tl.sum(keys * k[None, :], axis=1), float("-inf"))
+            best_cos = tl.max(cos, axis=0)
+            best = tl.argmax(cos, axis=0)
+            n_live = tl.sum(live.to(tl.int32), axis=0)
+            empty = (valid == 0) & mw
+            n_empty = tl.sum(empty.to(tl.int32), axis=0)
+            first_empty = tl.argmax(empty.to(tl.int32), axis=0)
+            lowest = (util == tl.min(util, axis=0)) & mw
+            evict = tl.argmin(tl.where(lowest, age, _NEVER), axis=0)
+            matched = (n_live > 0) & (best_cos >= threshold)
+            w_write = tl.where(matched, best, tl.where(n_empty > 0, first_empty, evict))
+            w = tl.where(wr, w_write, best)
+            sel = (ow == w) & (wr | (n_live > 0))   # a clear of an empty bucket does nothing
+            t = i % T
+            valid = tl.where(sel, wr.to(tl.int32), valid)
+            keys = tl.where(sel[:, None], tl.where(wr, k[None, :], 0.0), keys)
+            util = tl.where(sel, tl.where(wr, tl.load(eutil_ptr + i), 0.0), util)
+            age = tl.where(sel, tl.where(wr, tl.load(pos0_ptr + i // T) + t, 0), age)
+            occ = tl.where(sel, tl.where(wr, S + t, -1), occ)
     tl.store(occ_ptr + c * W + ow, occ, mask=mw)
 
 
