@@ -153,11 +153,11 @@ class MosaicLM(nn.Module):
     def _fresh_state(self, batch: int, device) -> VMState:
         """An empty state for a forward that keeps none, made once per (batch, device) and only
         ever read (forward does not modify its input state, and with keep_state=False it returns
-        none that could alias it): a training step then allocates no zeroed tables."""
+        none that could alias it): a training step then allocates no zeroed tables. Entries are
+        kept for the model's life: a captured CUDA graph reads them at fixed addresses."""
         cache = self.__dict__.setdefault("_fresh", {})
         key = (batch, str(device))
         if key not in cache:
-            cache.clear()  # one batch shape at a time: a training run uses one
             cache[key] = self.init_state(batch, device=device)
         return cache[key]
 

@@ -55,6 +55,7 @@ def test_the_cached_empty_state_stays_empty():
     empty = model.init_state(3).named_tensors()
     for k, v in fresh.named_tensors().items():
         assert torch.equal(v, before[k]) and torch.equal(v, empty[k]), f"{k} changed"
-    # a new batch shape replaces it
+    # a new batch shape gets its own, and the first stays (a captured graph may read it)
     model(ids[:1], keep_state=False)
     assert model._fresh_state(1, ids.device).batch_size == 1
+    assert model._fresh_state(3, ids.device) is fresh
