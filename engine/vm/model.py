@@ -133,7 +133,8 @@ class MosaicLM(nn.Module):
         t = Teacher() if teacher is None else teacher._check((B, T), ids.device)
         if not (ids.is_cuda and torch.cuda.is_current_stream_capturing()):  # a CUDA graph cannot read back
             t._check_ranges(self.config.buckets)
-        x = self.embed(ids)
+        # index_select: its backward is one index_add, where the embedding's sorts the ids on a GPU
+        x = self.embed.weight.index_select(0, ids.reshape(-1)).view(B, T, -1)
         layers, auxes = [], []
         for blk, st in zip(self.blocks, state.layers):
             x, new, aux = blk(x, st, state.position, t.opcodes, t.write_gate, t.bucket, keep_state=keep_state)
