@@ -117,9 +117,10 @@ class MosaicLM(nn.Module):
 
         ids: LongTensor [B, T]. Returns logits [B, T, 256], the state after the sequence
         (detached; None with ``keep_state=False``, which training uses: it skips gathering the
-        final memory tables and copying registers that nothing reads) and aux: opcode_logits [B,T,L,10], opcodes [B,T,L], write_gate_logits [B,T,L],
-        utility_logits [B,T,L], commit_logits [B,T,L,3], keys/queries [B,T,L,dk],
-        router_write_logits/router_read_logits [B,T,L,NB] (zeros for layers without memory).
+        final memory tables and copying registers that nothing reads) and aux: opcode_logits
+        [B,T,L,10], opcodes [B,T,L], write_gate_logits [B,T,L], utility_logits [B,T,L],
+        commit_logits [B,T,L,3], keys/queries [B,T,L,dk], router_write_logits/router_read_logits
+        [B,T,L,NB] (zeros for layers without memory).
         """
         if ids.dim() != 2:
             raise ValueError(f"ids: expected [B, T], got shape {tuple(ids.shape)}")
