@@ -60,11 +60,12 @@ def _scan_constant(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor | None, ch
     L = powers0[lag.clamp(min=0)] * (lag >= 0).unsqueeze(-1).to(b.dtype)  # [C, C, N]
     chunks = b.reshape(B, K, C, N)
     inner = torch.einsum("tsn,bksn->bktn", L, chunks)                  # each chunk from a zero start
+    ends = inner[:, :, -1]   # one select: per-chunk selects of inner each scatter a full-size grad
     carry = b.new_zeros(B, N) if h0 is None else h0
     starts = []
     for k in range(K):
         starts.append(carry)
-        carry = inner[:, k, -1] + powers[-1] * carry
+        carry = ends[:, k] + powers[-1] * carry
     start = torch.stack(starts, dim=1)                                 # [B, K, N]
     h = inner + powers.view(1, 1, C, N) * start.unsqueeze(2)
     return h.reshape(B, K * C, N)[:, :T]
