@@ -34,7 +34,7 @@ from engine.vm.plan_batched import TensorPlan, plan_batched
 from engine.vm.registers import Registers
 from engine.vm.state import LayerState
 from engine.vm.static_reads import compact
-from kernels.elementwise import gated_update
+from kernels.elementwise import gated_update, opcode_select
 
 NOP = int(Opcode.NOP)
 READ, WRITE, CLEAR, IDLE = int(Opcode.READ_MEM), int(Opcode.WRITE_MEM), int(Opcode.CLEAR_MEM), int(Opcode.IDLE)
@@ -56,11 +56,6 @@ def plan_slots(static: bool = False, **kw) -> TensorPlan:
                         for f in ("final", "read_rows", "read_pos", "read_events")))
 
 
-def ste(hard: torch.Tensor, prob: torch.Tensor) -> torch.Tensor:
-    """Straight-through: the value of ``hard`` exactly, the gradient of ``prob``."""
-    return hard + (prob - prob.detach())
-
-
 class MosaicBlock(nn.Module):
     def __init__(self, cfg: ModelConfig, layer: int):
         super().__init__()
@@ -80,7 +75,6 @@ class MosaicBlock(nn.Module):
                              cfg.scan_probes, cfg.match_threshold, cfg.read_temperature) if self.has_memory else None
         self.dk, self.dv = cfg.key_dim, cfg.value_dim
         self.clear_confidence = float(cfg.clear_confidence)
-        self.register_buffer("opcode_ids", torch.arange(N_OPCODES), persistent=False)
         # forward's reads: exact (None; a GPU waits for the count) or at most a fixed number per
         # kind, so that no shape depends on the data (engine.vm.static_reads); then read_overflow
         # is a bool tensor, True where the last forward had more reads than that
@@ -93,20 +87,12 @@ class MosaicBlock(nn.Module):
         return self.mlp_out(F.silu(gate) * up)
 
     def _decide(self, op_logits, gate_logits, t_op, t_gate):
-        """Hard opcode [...] and write gate [...] bool, teacher labels (>= 0) winning.
+        """(op [...] long, gate [...] bool, sel [..., n], store [...]): kernels.elementwise.opcode_select.
 
         The opcode is the argmax, except that a CLEAR whose probability is below
-        ``clear_confidence`` becomes a NOP (a clear cannot be undone)."""
-        op = op_logits.argmax(-1)
-        if self.clear_confidence > 0:
-            p_clear = op_logits.detach().float().softmax(-1)[..., CLEAR]
-            op = torch.where((op == CLEAR) & (p_clear < self.clear_confidence), NOP, op)
-        gate = gate_logits > 0
-        if t_op is not None:
-            op = torch.where(t_op >= 0, t_op, op)
-        if t_gate is not None:
-            gate = torch.where(t_gate >= 0, t_gate > 0, gate)
-        return op, gate
+        ``clear_confidence`` becomes a NOP (a clear cannot be undone); teacher labels (>= 0) win.
+        sel is its straight-through one-hot, store the write gate times sel[WRITE]."""
+        return opcode_select(op_logits, gate_logits, t_op, t_gate, CLEAR, NOP, WRITE, self.clear_confidence)
 
     @staticmethod
     def _fuse(x, local, reg, mem, sel, gate_logits):
@@ -128,8 +114,7 @@ class MosaicBlock(nn.Module):
         st.conv.copy_(window[:, 1:])
         local = self._mlp(c)
         q, kn, v, opl, gl, ul, cl, fl, ri = self.proj(u).split(self.sizes, dim=-1)
-        op, gate = self._decide(opl, gl[:, 0], t_op, t_gate)
-        sel = (op.unsqueeze(-1) == self.opcode_ids).to(u.dtype)  # the STE's value, exactly (no host sync)
+        op, gate, sel, _ = self._decide(opl, gl[:, 0], t_op, t_gate)
         self.registers.step_(ri, st.registers)
         reg = self.registers.readout(st.registers.flatten(1))
         delta = torch.where(op == COMMIT, cl.argmax(-1) - 1, 0)
@@ -160,8 +145,7 @@ class MosaicBlock(nn.Module):
         local = self._mlp(c)
         q, kn, v, opl, gl, ul, cl, fl, ri = self.proj(u).split(self.sizes, dim=-1)
         gl, ul = gl.squeeze(-1), ul.squeeze(-1)  # views: a select's backward would scatter into zeros
-        op, gate = self._decide(opl, gl, t_op, t_gate)
-        sel = ste((op.unsqueeze(-1) == self.opcode_ids).to(u.dtype), opl.softmax(-1))
+        op, gate, sel, store = self._decide(opl, gl, t_op, t_gate)
         s = self.registers.scan(ri, st.registers)  # [B, T, K*R]
         reg = self.registers.readout(s)
         new = None
@@ -181,7 +165,7 @@ class MosaicBlock(nn.Module):
         if self.memory is not None:
             q, kn = self.memory.read_space(q, kn)
             keys = torch.cat([st.prev_key.unsqueeze(1), kn[:, :-1]], dim=1)  # write key of t = key proj of u_{t-1}
-            mem, table = self._memory_forward(q, keys, v, ul, gl, op, gate, sel, st, pos0, t_bucket, aux,
+            mem, table = self._memory_forward(q, keys, v, ul, store, op, gate, sel, st, pos0, t_bucket, aux,
                                               keep_state)
             if keep_state:
                 new.prev_key = kn[:, -1].detach().clone(memory_format=torch.contiguous_format)
@@ -194,7 +178,7 @@ class MosaicBlock(nn.Module):
         y = self._fuse(x, local, reg, mem, sel, fl)
         return y, new, aux
 
-    def _memory_forward(self, q, keys, v, util_logits, gate_logits, op, gate, sel, st, pos0, t_bucket, aux,
+    def _memory_forward(self, q, keys, v, util_logits, store, op, gate, sel, st, pos0, t_bucket, aux,
                         keep_state=True):
         """Memory of a sequence: plan slots without grad, then differentiable reads of the rows they name.
 
@@ -206,8 +190,7 @@ class MosaicBlock(nn.Module):
         read_logits, write_logits = m.route(q), m.route(keys)
         aux.update(keys=keys, queries=q, router_write_logits=write_logits, router_read_logits=read_logits)
         utility = torch.sigmoid(util_logits)
-        g = torch.sigmoid(gate_logits)
-        stored = v * ste(gate.to(v.dtype), g).unsqueeze(-1) * sel[..., WRITE:WRITE + 1]
+        stored = v * store.unsqueeze(-1)   # a write's value, times its gate and sel[WRITE] (straight-through)
         with torch.no_grad():
             bucket = m.force(write_logits, t_bucket).argmax(-1)
             # READ positions, then SCAN positions, as flat ids b * T + t (padding: B * T)

@@ -38,4 +38,17 @@ def unit_rows(x: torch.Tensor, scale: float) -> torch.Tensor:
     return naive.unit_rows(x, scale)
 
 
-__all__ = ["gated_update", "unit_rows"]
+def opcode_select(op_logits: torch.Tensor, gate_logits: torch.Tensor, t_op: torch.Tensor | None,
+                  t_gate: torch.Tensor | None, clear: int, nop: int, write: int,
+                  clear_confidence: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(op [...] long, gate [...] bool, sel [..., n] float32, store [...] float32) of op_logits
+    [..., n] and gate_logits [...]: the argmax opcode (an unsure CLEAR made a NOP) and the gate,
+    teacher labels t_op / t_gate [...] (or None) winning; sel its straight-through one-hot, store
+    the gate times sel[write]. See :func:`kernels.elementwise.naive.opcode_select` for the spec.
+    """
+    twin = backend.use_triton("elementwise", op_logits)
+    impl = twin if twin is not None else naive
+    return impl.opcode_select(op_logits, gate_logits, t_op, t_gate, clear, nop, write, clear_confidence)
+
+
+__all__ = ["gated_update", "opcode_select", "unit_rows"]

@@ -30,3 +30,33 @@ def unit_rows(x: torch.Tensor, scale: float) -> torch.Tensor:
     """Rows of x: [..., n] scaled to length ``scale``: ``x / max(|x|, 1e-12) * scale``, x's dtype."""
     y = F.normalize(x, dim=-1)
     return y if scale == 1.0 else y * scale
+
+
+def opcode_select(op_logits: torch.Tensor, gate_logits: torch.Tensor, t_op: torch.Tensor | None,
+                  t_gate: torch.Tensor | None, clear: int, nop: int, write: int,
+                  clear_confidence: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A block's decisions and their straight-through selections.
+
+    op_logits: [..., n]; gate_logits: [...] (the write gate); t_op, t_gate: [...] long teacher
+    labels (>= 0 win; -1 free) or None; clear, nop, write: opcode columns; clear_confidence: a
+    CLEAR of probability below it becomes a NOP (a clear cannot be undone; 0: off).
+    Returns (op [...] long: the argmax, so amended, teacher winning; gate [...] bool:
+    gate_logits > 0, teacher winning; sel [..., n] float32: one-hot of op in value, the gradient
+    of softmax(op_logits); store [...] float32: gate times sel[write] in value (a write's value is
+    stored times it), the gradient of sigmoid(gate_logits) for the gate).
+    """
+    op = op_logits.argmax(-1)
+    if clear_confidence > 0:
+        p_clear = op_logits.detach().float().softmax(-1)[..., clear]
+        op = torch.where((op == clear) & (p_clear < clear_confidence), nop, op)
+    gate = gate_logits > 0
+    if t_op is not None:
+        op = torch.where(t_op >= 0, t_op, op)
+    if t_gate is not None:
+        gate = torch.where(t_gate >= 0, t_gate > 0, gate)
+    p = op_logits.float().softmax(-1)
+    hard = (op.unsqueeze(-1) == torch.arange(op_logits.shape[-1], device=op.device)).float()
+    sel = hard + (p - p.detach())
+    g = torch.sigmoid(gate_logits.float())
+    store = (gate.float() + (g - g.detach())) * sel[..., write]
+    return op, gate, sel, store

@@ -1,6 +1,6 @@
 """Triton twins of the fused element-wise ops: one kernel forward and one backward per call.
 
-Both ops work on rows: the leading dims are flattened to R rows, and one program owns a block
+The ops work on rows: the leading dims are flattened to R rows, and one program owns a block
 of ROWS rows whole (BD = the row's width rounded up to a power of 2), so the per-row sums of
 the backward stay in registers and no [R, d] intermediate reaches memory. Everything is
 computed in float32; each output is stored in its own dtype (the promoted dtype for y, each
@@ -15,6 +15,10 @@ and the update, and writes every requested gradient in one pass, sel's as whole 
 outside the three opcode columns) so that no zero-fill kernel precedes it. dx is dy itself.
 
 ``unit_rows``: the backward recomputes the row norm from x instead of saving it.
+
+``opcode_select``: the forward writes the decisions (op, gate) and the one-hot values; the
+backward recomputes the softmax from the logits and applies its backward to d sel, with the
+store's cotangent added at the WRITE column.
 """
 from __future__ import annotations
 
@@ -310,6 +314,143 @@ def unit_rows(x: torch.Tensor, scale: float) -> torch.Tensor:
 
 
 # ---------------------------------------------------------------------------------------------
+# opcode_select
+# ---------------------------------------------------------------------------------------------
+@triton.jit
+def _select_probs(opl_ptr, rows, rm, so, N, BN: tl.constexpr):
+    """(softmax of each row's opcode logits [ROWS, BN] float32, column ids, column mask)."""
+    cols = tl.arange(0, BN)[None, :]
+    m = rm[:, None] & (cols < N)
+    z = tl.load(opl_ptr + rows[:, None] * so + cols, mask=m, other=float("-inf")).to(tl.float32)
+    top = tl.where(rm, tl.max(z, axis=1), 0.0)          # rows past the end: no -inf - -inf
+    e = tl.where(m, tl.exp(z - top[:, None]), 0.0)
+    return e / tl.where(rm, tl.sum(e, axis=1), 1.0)[:, None], z, cols, m
+
+
+@triton.jit
+def _select_fwd_kernel(opl_ptr, gl_ptr, top_ptr, tgate_ptr, op_ptr, gate_ptr, sel_ptr, store_ptr,
+                       R, N, so, sg, CLEAR, NOP, WRITE, cconf,
+                       HAS_TOP: tl.constexpr, HAS_TGATE: tl.constexpr, ROWS: tl.constexpr, BN: tl.constexpr):
+    rows = tl.program_id(0).to(tl.int64) * ROWS + tl.arange(0, ROWS)
+    rm = rows < R
+    p, z, cols, m = _select_probs(opl_ptr, rows, rm, so, N, BN)
+    op = tl.argmax(z, axis=1).to(tl.int64)   # the first of equal maxima, as torch's argmax
+    p_clear = tl.sum(tl.where(cols == CLEAR, p, 0.0), axis=1)
+    op = tl.where((op == CLEAR) & (p_clear < cconf), NOP, op)
+    gate = tl.load(gl_ptr + rows * sg, mask=rm, other=0.0).to(tl.float32) > 0
+    if HAS_TOP:
+        t = tl.load(top_ptr + rows, mask=rm, other=-1)
+        op = tl.where(t >= 0, t, op)
+    if HAS_TGATE:
+        t = tl.load(tgate_ptr + rows, mask=rm, other=-1)
+        gate = tl.where(t >= 0, t > 0, gate)
+    tl.store(op_ptr + rows, op, mask=rm)
+    tl.store(gate_ptr + rows, gate.to(tl.uint8), mask=rm)
+    hard = (cols == op[:, None]).to(tl.float32)
+    tl.store(sel_ptr + rows[:, None] * N + cols, hard, mask=m)
+    tl.store(store_ptr + rows, gate.to(tl.float32) * (op == WRITE).to(tl.float32), mask=rm)
+
+
+@triton.jit
+def _select_bwd_kernel(opl_ptr, gl_ptr, op_ptr, gate_ptr, dsel_ptr, dstore_ptr, dopl_ptr, dgl_ptr,
+                       R, N, so, sg, sds, WRITE,
+                       HAS_DSEL: tl.constexpr, HAS_DSTORE: tl.constexpr, ROWS: tl.constexpr, BN: tl.constexpr):
+    """d op_logits = p (d sel - <p, d sel>) (softmax backward), with d sel[write] += d store * gate;
+    d gate_logits = d store * sel[write] * sigmoid'(gate_logits)."""
+    rows = tl.program_id(0).to(tl.int64) * ROWS + tl.arange(0, ROWS)
+    rm = rows < R
+    p, z, cols, m = _select_probs(opl_ptr, rows, rm, so, N, BN)
+    is_write = (tl.load(op_ptr + rows, mask=rm, other=-1) == WRITE).to(tl.float32)
+    gate = tl.load(gate_ptr + rows, mask=rm, other=0).to(tl.float32)
+    if HAS_DSEL:
+        dsel = tl.load(dsel_ptr + rows[:, None] * sds + cols, mask=m, other=0.0).to(tl.float32)
+    else:
+        dsel = tl.zeros([ROWS, BN], dtype=tl.float32)
+    dstore = tl.zeros([ROWS], dtype=tl.float32)
+    if HAS_DSTORE:
+        dstore = tl.load(dstore_ptr + rows, mask=rm, other=0.0).to(tl.float32)
+        dsel = dsel + tl.where(cols == WRITE, (dstore * gate)[:, None], 0.0)
+    dz = p * (dsel - tl.sum(p * dsel, axis=1)[:, None])
+    tl.store(dopl_ptr + rows[:, None] * N + cols, dz.to(dopl_ptr.dtype.element_ty), mask=m)
+    sg_ = tl.sigmoid(tl.load(gl_ptr + rows * sg, mask=rm, other=0.0).to(tl.float32))
+    tl.store(dgl_ptr + rows, (dstore * is_write * sg_ * (1 - sg_)).to(dgl_ptr.dtype.element_ty), mask=rm)
+
+
+def _select_launch(R: int, N: int) -> tuple[int, int]:
+    BN = triton.next_power_of_2(max(N, 1))
+    return BN, max(1, min(max(1024 // BN, 1), triton.next_power_of_2(max(R, 1))))
+
+
+def _select_rows(op_logits, gate_logits):
+    o2 = _as_rows(op_logits)
+    g1 = gate_logits.reshape(-1)  # a column of the projection: rows one stride apart
+    return o2, g1
+
+
+def select_fwd(o2, g1, t_op, t_gate, clear, nop, write, cconf):
+    """Forward on rows: (op [R] long, gate [R] bool, sel [R, n] float32, store [R] float32)."""
+    R, N = o2.shape
+    dev = o2.device
+    op = torch.empty(R, dtype=torch.long, device=dev)
+    gate = torch.empty(R, dtype=torch.uint8, device=dev)
+    sel = torch.empty(R, N, dtype=torch.float32, device=dev)
+    store = torch.empty(R, dtype=torch.float32, device=dev)
+    if R:
+        BN, ROWS = _select_launch(R, N)
+        top = t_op.reshape(-1).contiguous() if t_op is not None else op
+        tgate = t_gate.reshape(-1).contiguous() if t_gate is not None else op
+        _select_fwd_kernel[(triton.cdiv(R, ROWS),)](
+            o2, g1, top, tgate, op, gate, sel, store, R, N, o2.stride(0), g1.stride(0), clear, nop, write,
+            float(cconf), HAS_TOP=t_op is not None, HAS_TGATE=t_gate is not None, ROWS=ROWS, BN=BN)
+    return op, gate.view(torch.bool), sel, store
+
+
+class _OpcodeSelect(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, op_logits, gate_logits, t_op, t_gate, clear, nop, write, cconf):
+        o2, g1 = _select_rows(op_logits, gate_logits)
+        op, gate, sel, store = select_fwd(o2, g1, t_op, t_gate, clear, nop, write, cconf)
+        ctx.save_for_backward(o2, g1, op, gate)
+        ctx.meta = (op_logits.shape, op_logits.dtype, gate_logits.shape, gate_logits.dtype, write)
+        ctx.mark_non_differentiable(op, gate)
+        ctx.set_materialize_grads(False)
+        lead = op_logits.shape[:-1]
+        return op.view(lead), gate.view(lead), sel.view(op_logits.shape), store.view(lead)
+
+    @staticmethod
+    def backward(ctx, _dop, _dgate, dsel, dstore):
+        o2, g1, op, gate = ctx.saved_tensors
+        shape, odt, gshape, gdt, write = ctx.meta
+        R, N = o2.shape
+        dopl = torch.empty(R, N, dtype=odt, device=o2.device)
+        dgl = torch.empty(R, dtype=gdt, device=o2.device)
+        if R:
+            ds2 = _as_rows(dsel) if dsel is not None else dopl
+            dst = dstore.reshape(-1).contiguous() if dstore is not None else dgl
+            BN, ROWS = _select_launch(R, N)
+            _select_bwd_kernel[(triton.cdiv(R, ROWS),)](
+                o2, g1, op, gate, ds2, dst, dopl, dgl, R, N, o2.stride(0), g1.stride(0), ds2.stride(0), write,
+                HAS_DSEL=dsel is not None, HAS_DSTORE=dstore is not None, ROWS=ROWS, BN=BN)
+        return dopl.view(shape), dgl.view(gshape), None, None, None, None, None, None
+
+
+def opcode_select(op_logits, gate_logits, t_op, t_gate, clear: int, nop: int, write: int, clear_confidence: float):
+    """Same contract as :func:`kernels.elementwise.naive.opcode_select`, one kernel each way:
+    op_logits [..., n] (a last-dim slice is read in place), gate_logits [...] (a column of a
+    wider tensor: rows one stride apart); gradients to both in their own dtypes."""
+    if gate_logits.shape != op_logits.shape[:-1]:
+        raise ValueError(f"opcode_select: gate_logits {tuple(gate_logits.shape)} must be op_logits' leading dims "
+                         f"{tuple(op_logits.shape[:-1])}")
+    cconf = float(clear_confidence) if clear_confidence > 0 else -1.0   # no probability is below -1
+    if torch.is_grad_enabled() and (op_logits.requires_grad or gate_logits.requires_grad):
+        return _OpcodeSelect.apply(op_logits, gate_logits, t_op, t_gate, clear, nop, write, cconf)
+    o2, g1 = _select_rows(op_logits, gate_logits)
+    op, gate, sel, store = select_fwd(o2, g1, t_op, t_gate, clear, nop, write, cconf)
+    lead = op_logits.shape[:-1]
+    return op.view(lead), gate.view(lead), sel.view(op_logits.shape), store.view(lead)
+
+
+# ---------------------------------------------------------------------------------------------
 # Self-check, picked up by scripts/gpu_check.py (check_extra_twins)
 # ---------------------------------------------------------------------------------------------
 def gpu_selfcheck(device) -> list[tuple[str, torch.Tensor, torch.Tensor, float]]:
@@ -361,4 +502,21 @@ def gpu_selfcheck(device) -> list[tuple[str, torch.Tensor, torch.Tensor, float]]
                  (f"{tag} dx below eps", got[1][tiny], ref[1][tiny], tol)]
         with torch.no_grad():
             rows.append((f"{tag} y no_grad", unit_rows(x, 6.0), naive.unit_rows(x, 6.0), tol))
+
+    # opcode_select: the opcode head (10 columns) and the write gate as slices of one projection,
+    # teacher labels on some rows; CLEAR 2, NOP 0, WRITE 1 as in the model
+    for low in (torch.float32, torch.bfloat16):
+        proj = (torch.randn(B, T, 16, generator=gen) * 2).to(device=device, dtype=low).requires_grad_()
+        t_op = torch.randint(-1, n, (B, T), generator=gen).to(device)
+        t_gate = torch.randint(-1, 2, (B, T), generator=gen).to(device)
+        cot, cot_s = torch.randn(B, T, n, generator=gen).to(device), torch.randn(B, T, generator=gen).to(device)
+        outs = []
+        for f in (opcode_select, naive.opcode_select):
+            op, gate, sel, store = f(proj[..., 2:2 + n], proj[..., 14], t_op, t_gate, 2, 0, 1, 0.8)
+            (d,) = torch.autograd.grad((sel * cot).sum() + (store * cot_s).sum(), proj)
+            outs.append((op, gate, sel, store, d))
+        tol = 1e-5 if low == torch.float32 else 3e-2
+        tag = f"opcode_select {str(low).removeprefix('torch.')}"
+        rows += [(f"{tag} {k}", a, e, 0.0 if k in ("op", "gate") else tol)
+                 for k, a, e in zip(("op", "gate", "sel", "store", "d proj"), *outs)]
     return rows

@@ -53,6 +53,10 @@ _GATED_BWD = dict(dy_ptr=F, local_ptr=F, reg_ptr=F, mem_ptr=F, sel_ptr=F, gl_ptr
 _GATED_BWD_BF16 = {**_GATED_BWD, **{k: BF for k in ("local_ptr", "reg_ptr", "mem_ptr", "gl_ptr", "dlocal_ptr",
                                                    "dreg_ptr", "dmem_ptr", "dgl_ptr")}}
 _ALL_GRADS = dict(D_LOCAL=True, D_REG=True, D_MEM=True, D_SEL=True, D_GATE=True)
+_SELECT_FWD = dict(opl_ptr=F, gl_ptr=F, top_ptr=I64P, tgate_ptr=I64P, op_ptr=I64P, gate_ptr=U8P, sel_ptr=F,
+                   store_ptr=F, **_ints("R", "N", "so", "sg", "CLEAR", "NOP", "WRITE"), cconf="fp32")
+_SELECT_BWD = dict(opl_ptr=F, gl_ptr=F, op_ptr=I64P, gate_ptr=U8P, dsel_ptr=F, dstore_ptr=F, dopl_ptr=F, dgl_ptr=F,
+                   **_ints("R", "N", "so", "sg", "sds", "WRITE"))
 _UNIT_FWD = dict(x_ptr=F, y_ptr=F, **_ints("R", "N", "sx"), scale="fp32")
 _UNIT_BWD = dict(x_ptr=F, dy_ptr=F, dx_ptr=F, **_ints("R", "N", "sx", "sdy"), scale="fp32")
 
@@ -117,6 +121,16 @@ KERNELS = [
      4),
     ("gated_bwd_bf16", ke._gated_bwd_kernel, _GATED_BWD_BF16,
      dict(HAS_MEM=True, **_ALL_GRADS, ROWS=16, BD=128, BN=16), 4),
+    ("select_fwd", ke._select_fwd_kernel, _SELECT_FWD, dict(HAS_TOP=True, HAS_TGATE=True, ROWS=64, BN=16), 4),
+    ("select_fwd_free", ke._select_fwd_kernel, _SELECT_FWD, dict(HAS_TOP=False, HAS_TGATE=False, ROWS=64, BN=16), 4),
+    ("select_fwd_bf16", ke._select_fwd_kernel, {**_SELECT_FWD, "opl_ptr": BF, "gl_ptr": BF},
+     dict(HAS_TOP=True, HAS_TGATE=True, ROWS=64, BN=16), 4),
+    ("select_bwd", ke._select_bwd_kernel, _SELECT_BWD, dict(HAS_DSEL=True, HAS_DSTORE=True, ROWS=64, BN=16), 4),
+    ("select_bwd_sel_only", ke._select_bwd_kernel, _SELECT_BWD, dict(HAS_DSEL=True, HAS_DSTORE=False, ROWS=64, BN=16),
+     4),
+    ("select_bwd_bf16", ke._select_bwd_kernel, {**_SELECT_BWD, **{k: BF for k in ("opl_ptr", "gl_ptr", "dopl_ptr",
+                                                                                  "dgl_ptr")}},
+     dict(HAS_DSEL=True, HAS_DSTORE=True, ROWS=64, BN=16), 4),
     ("unit_rows_fwd", ke._unit_fwd_kernel, _UNIT_FWD, dict(ROWS=64, BN=32), 4),
     ("unit_rows_fwd_bf16", ke._unit_fwd_kernel, {**_UNIT_FWD, "x_ptr": BF, "y_ptr": BF}, dict(ROWS=64, BN=32), 4),
     ("unit_rows_bwd", ke._unit_bwd_kernel, _UNIT_BWD, dict(ROWS=64, BN=32), 4),

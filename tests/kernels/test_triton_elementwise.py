@@ -220,3 +220,65 @@ def test_public_functions_dispatch(monkeypatch, mode, expect):
     ew.gated_update(*args, *MODEL_COLS)
     ew.unit_rows(randn(2, 4), 1.0)
     assert calls == ["g", "u"] * expect
+
+
+# --- opcode_select -------------------------------------------------------------------------
+CLEAR, NOP, WRITE = 2, 0, 1   # the model's columns (engine.vm.isa)
+
+
+def _select_inputs(lead, n, teacher, seed, dtype=torch.float32):
+    """(make, leaves): make() gives (op_logits, gate_logits, t_op, t_gate) as the block passes them:
+    both slices of one wider projection (the gate a squeezed column), some rows with CLEAR on top
+    but unsure, teacher labels with free (-1) entries."""
+    g = torch.Generator().manual_seed(seed)
+    proj = torch.randn(*lead, n + 5, generator=g) * 2
+    unsure = torch.rand(lead, generator=g) < 0.3
+    proj[..., 2 + CLEAR] = torch.where(unsure, proj[..., 2:2 + n].amax(-1) + 0.1, proj[..., 2 + CLEAR])
+    proj = proj.to(dtype).requires_grad_()
+    t_op = t_gate = None
+    if teacher:
+        t_op = torch.randint(-1, n, lead, generator=g)
+        t_op[torch.rand(lead, generator=g) < 0.5] = -1
+        t_gate = torch.randint(-1, 2, lead, generator=g)
+    return (lambda: (proj[..., 2:2 + n], proj[..., n + 3], t_op, t_gate)), proj
+
+
+SELECT_CASES = [((1, 1), 10, False, 0.0), ((3, 7), 10, True, 0.8), ((2, 9), 10, False, 0.8), ((4, 5), 3, True, 0.0)]
+
+
+@pytest.mark.parametrize("lead,n,teacher,conf", SELECT_CASES,
+                         ids=[f"{'x'.join(map(str, c[0]))}-n{c[1]}-{'teacher' if c[2] else 'free'}-c{c[3]}"
+                              for c in SELECT_CASES])
+def test_opcode_select_matches_naive(lead, n, teacher, conf):
+    make, proj = _select_inputs(lead, n, teacher, seed=3)
+    cot_sel, cot_store = randn(*lead, n, seed=4), randn(*lead, seed=5)
+    with poison_empty():
+        op, gate, sel, store = twin.opcode_select(*make(), CLEAR, NOP, WRITE, conf)
+        (g,) = grads_of((sel * cot_sel).sum() + (store * cot_store).sum(), proj)
+    r_op, r_gate, r_sel, r_store = naive.opcode_select(*make(), CLEAR, NOP, WRITE, conf)
+    (rg,) = grads_of((r_sel * cot_sel).sum() + (r_store * cot_store).sum(), proj)
+    assert torch.equal(op, r_op), "op"
+    assert torch.equal(gate, r_gate), "gate"
+    assert sel.dtype == store.dtype == torch.float32
+    assert_close("sel", sel, r_sel, 1e-7)
+    assert_close("store", store, r_store, 1e-7)
+    assert_close("d proj", g, rg, 1e-5)
+    if conf and not teacher:
+        assert (r_op == NOP).any()   # some unsure CLEAR really became a NOP
+
+
+def test_opcode_select_bf16_and_no_grad():
+    make, proj = _select_inputs((2, 7), 10, True, seed=6, dtype=torch.bfloat16)
+    cot = randn(2, 7, 10, seed=7)
+    with poison_empty():
+        out = twin.opcode_select(*make(), CLEAR, NOP, WRITE, 0.8)
+        (g,) = grads_of((out[2] * cot).sum() + out[3].sum(), proj)
+    ref = naive.opcode_select(*make(), CLEAR, NOP, WRITE, 0.8)
+    (rg,) = grads_of((ref[2] * cot).sum() + ref[3].sum(), proj)
+    assert torch.equal(out[0], ref[0]) and torch.equal(out[1], ref[1])
+    assert g.dtype == torch.bfloat16
+    assert_close("d proj bf16", g, rg, 1e-2)
+    with torch.no_grad(), poison_empty():
+        plain = twin.opcode_select(*make(), CLEAR, NOP, WRITE, 0.8)
+    for name, a, b in zip(("op", "gate", "sel", "store"), plain, out):
+        assert torch.equal(a, b.detach()), name

@@ -29,14 +29,15 @@ def _teacher(B, T, cfg, seed):
     return Teacher(opcodes=ops, write_gate=gate, bucket=bucket)
 
 
-def _run(mode, monkeypatch, fn, expect=("scan", "memory", "gated", "unit")):
+def _run(mode, monkeypatch, fn, expect=("scan", "memory", "gated", "unit", "select")):
     """fn() under MOSAIC_KERNELS=mode; on triton, asserts that the expected twins really ran."""
     monkeypatch.setenv("MOSAIC_KERNELS", mode)
     if mode != "triton":
         return fn()
-    calls = {"scan": 0, "memory": 0, "gated": 0, "unit": 0}
+    calls = {"scan": 0, "memory": 0, "gated": 0, "unit": 0, "select": 0}
     for op, key, name in (("scan", "scan", "linear_scan"), ("memory", "memory", "read_mix"),
-                          ("elementwise", "gated", "gated_update"), ("elementwise", "unit", "unit_rows")):
+                          ("elementwise", "gated", "gated_update"), ("elementwise", "unit", "unit_rows"),
+                          ("elementwise", "select", "opcode_select")):
         twin = backend.triton_twin(op)
         real = getattr(twin, name)
 
@@ -79,7 +80,8 @@ def test_forward_and_gradients_triton_vs_naive(monkeypatch, B, T, temperature):
             (out.logits * cot).sum().backward()
             grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
             return out, grads
-        results[mode] = _run(mode, monkeypatch, go, expect=("scan", "memory", "gated", "unit") if T > 1 else ("scan", "gated", "unit"))
+        results[mode] = _run(mode, monkeypatch, go, expect=("scan", "memory", "gated", "unit", "select") if T > 1
+                               else ("scan", "gated", "unit", "select"))
     (ref, ref_g), (got, got_g) = results["naive"], results["triton"]
     assert_close("logits", got.logits, ref.logits, 1e-5)
     _same_state("state", got.state, ref.state)
