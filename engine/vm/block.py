@@ -34,7 +34,7 @@ from engine.vm.plan_batched import TensorPlan, plan_batched
 from engine.vm.registers import Registers
 from engine.vm.state import LayerState
 from engine.vm.static_reads import compact
-from kernels.elementwise import gated_update, opcode_select
+from kernels.elementwise import gated_update, opcode_select, swiglu
 
 NOP = int(Opcode.NOP)
 READ, WRITE, CLEAR, IDLE = int(Opcode.READ_MEM), int(Opcode.WRITE_MEM), int(Opcode.CLEAR_MEM), int(Opcode.IDLE)
@@ -83,8 +83,7 @@ class MosaicBlock(nn.Module):
 
     # --- shared pieces -------------------------------------------------------------------------
     def _mlp(self, c: torch.Tensor) -> torch.Tensor:
-        gate, up = self.mlp_in(c).chunk(2, dim=-1)
-        return self.mlp_out(F.silu(gate) * up)
+        return self.mlp_out(swiglu(self.mlp_in(c)))   # silu(gate half) * up half
 
     def _decide(self, op_logits, gate_logits, t_op, t_gate):
         """(op [...] long, gate [...] bool, sel [..., n], store [...]): kernels.elementwise.opcode_select.

@@ -51,4 +51,13 @@ def opcode_select(op_logits: torch.Tensor, gate_logits: torch.Tensor, t_op: torc
     return impl.opcode_select(op_logits, gate_logits, t_op, t_gate, clear, nop, write, clear_confidence)
 
 
-__all__ = ["gated_update", "opcode_select", "unit_rows"]
+def swiglu(h: torch.Tensor) -> torch.Tensor:
+    """silu(h[..., :m]) * h[..., m:] of h [..., 2m] -> [..., m] in h's dtype. See
+    :func:`kernels.elementwise.naive.swiglu` for the spec."""
+    twin = backend.use_triton("elementwise", h)
+    if twin is not None:
+        return twin.swiglu(h)
+    return naive.swiglu(h)
+
+
+__all__ = ["gated_update", "opcode_select", "swiglu", "unit_rows"]

@@ -60,3 +60,9 @@ def opcode_select(op_logits: torch.Tensor, gate_logits: torch.Tensor, t_op: torc
     g = torch.sigmoid(gate_logits.float())
     store = (gate.float() + (g - g.detach())) * sel[..., write]
     return op, gate, sel, store
+
+
+def swiglu(h: torch.Tensor) -> torch.Tensor:
+    """The gated MLP's activation: h [..., 2m] -> silu(h[..., :m]) * h[..., m:], [..., m] in h's dtype."""
+    gate, up = h.chunk(2, dim=-1)
+    return F.silu(gate) * up

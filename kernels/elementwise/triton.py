@@ -16,6 +16,8 @@ outside the three opcode columns) so that no zero-fill kernel precedes it. dx is
 
 ``unit_rows``: the backward recomputes the row norm from x instead of saving it.
 
+``swiglu``: the backward writes both halves of h's gradient into one buffer.
+
 ``opcode_select``: the forward writes the decisions (op, gate) and the one-hot values; the
 backward recomputes the softmax from the logits and applies its backward to d sel, with the
 store's cotangent added at the WRITE column.
@@ -451,6 +453,77 @@ def opcode_select(op_logits, gate_logits, t_op, t_gate, clear: int, nop: int, wr
 
 
 # ---------------------------------------------------------------------------------------------
+# swiglu
+# ---------------------------------------------------------------------------------------------
+@triton.jit
+def _swiglu_fwd_kernel(h_ptr, y_ptr, R, M, sh, ROWS: tl.constexpr, BM: tl.constexpr):
+    rows = tl.program_id(0).to(tl.int64) * ROWS + tl.arange(0, ROWS)
+    cols = tl.arange(0, BM)
+    m = (rows < R)[:, None] & (cols < M)[None, :]
+    gate = _tile(h_ptr, rows, cols, sh, m)
+    up = _tile(h_ptr + M, rows, cols, sh, m)
+    tl.store(y_ptr + rows[:, None] * M + cols[None, :], (gate * tl.sigmoid(gate) * up).to(y_ptr.dtype.element_ty),
+             mask=m)
+
+
+@triton.jit
+def _swiglu_bwd_kernel(h_ptr, dy_ptr, dh_ptr, R, M, sh, sdy, ROWS: tl.constexpr, BM: tl.constexpr):
+    """d gate = dy * up * silu'(gate), silu'(x) = s (1 + x (1 - s)) with s = sigmoid(x); d up = dy * silu(gate);
+    both halves of one [R, 2M] buffer (no concatenation after)."""
+    rows = tl.program_id(0).to(tl.int64) * ROWS + tl.arange(0, ROWS)
+    cols = tl.arange(0, BM)
+    m = (rows < R)[:, None] & (cols < M)[None, :]
+    gate = _tile(h_ptr, rows, cols, sh, m)
+    up = _tile(h_ptr + M, rows, cols, sh, m)
+    dy = _tile(dy_ptr, rows, cols, sdy, m)
+    s = tl.sigmoid(gate)
+    out = dh_ptr + rows[:, None] * (2 * M) + cols[None, :]
+    tl.store(out, (dy * up * s * (1 + gate * (1 - s))).to(dh_ptr.dtype.element_ty), mask=m)
+    tl.store(out + M, (dy * gate * s).to(dh_ptr.dtype.element_ty), mask=m)
+
+
+def swiglu_fwd(h2: torch.Tensor) -> torch.Tensor:
+    """Forward on rows h2 [R, 2M] (unit column stride): y [R, M] in h2's dtype."""
+    R, M = h2.shape[0], h2.shape[1] // 2
+    y = torch.empty(R, M, device=h2.device, dtype=h2.dtype)
+    if R and M:
+        BM, ROWS, warps = _launch(R, M)
+        _swiglu_fwd_kernel[(triton.cdiv(R, ROWS),)](h2, y, R, M, h2.stride(0), ROWS=ROWS, BM=BM, num_warps=warps)
+    return y
+
+
+class _Swiglu(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, h):
+        h2 = _as_rows(h)
+        ctx.save_for_backward(h2)
+        ctx.shape = h.shape
+        return swiglu_fwd(h2).view(*h.shape[:-1], h.shape[-1] // 2)
+
+    @staticmethod
+    def backward(ctx, dy):
+        (h2,) = ctx.saved_tensors
+        R, M = h2.shape[0], h2.shape[1] // 2
+        dh = torch.empty(R, 2 * M, device=h2.device, dtype=h2.dtype)
+        if R and M:
+            dy2 = _as_rows(dy)
+            BM, ROWS, warps = _launch(R, M)
+            _swiglu_bwd_kernel[(triton.cdiv(R, ROWS),)](h2, dy2, dh, R, M, h2.stride(0), dy2.stride(0),
+                                                        ROWS=ROWS, BM=BM, num_warps=warps)
+        return dh.view(ctx.shape)
+
+
+def swiglu(h: torch.Tensor) -> torch.Tensor:
+    """Same contract as :func:`kernels.elementwise.naive.swiglu`: h [..., 2m] -> [..., m], contiguous,
+    in h's dtype (computed in float32)."""
+    if h.dim() == 0 or h.shape[-1] % 2:
+        raise ValueError(f"swiglu: the last dim must be even, got shape {tuple(h.shape)}")
+    if torch.is_grad_enabled() and h.requires_grad:
+        return _Swiglu.apply(h)
+    return swiglu_fwd(_as_rows(h)).view(*h.shape[:-1], h.shape[-1] // 2)
+
+
+# ---------------------------------------------------------------------------------------------
 # Self-check, picked up by scripts/gpu_check.py (check_extra_twins)
 # ---------------------------------------------------------------------------------------------
 def gpu_selfcheck(device) -> list[tuple[str, torch.Tensor, torch.Tensor, float]]:
@@ -519,4 +592,13 @@ def gpu_selfcheck(device) -> list[tuple[str, torch.Tensor, torch.Tensor, float]]
         tag = f"opcode_select {str(low).removeprefix('torch.')}"
         rows += [(f"{tag} {k}", a, e, 0.0 if k in ("op", "gate") else tol)
                  for k, a, e in zip(("op", "gate", "sel", "store", "d proj"), *outs)]
+
+    # swiglu at the default model's MLP width (320), as the output of mlp_in
+    for low in (torch.float32, torch.bfloat16):
+        h = torch.randn(B, T, 640, generator=gen).to(device=device, dtype=low).requires_grad_()
+        cot = torch.randn(B, T, 320, generator=gen).to(device)
+        got, ref = [(y, torch.autograd.grad((y.float() * cot).sum(), h)[0]) for y in (swiglu(h), naive.swiglu(h))]
+        tol = 1e-5 if low == torch.float32 else 3e-2
+        tag = f"swiglu {str(low).removeprefix('torch.')}"
+        rows += [(f"{tag} y", got[0], ref[0], tol), (f"{tag} dh", got[1], ref[1], tol)]
     return rows

@@ -57,6 +57,8 @@ _SELECT_FWD = dict(opl_ptr=F, gl_ptr=F, top_ptr=I64P, tgate_ptr=I64P, op_ptr=I64
                    store_ptr=F, **_ints("R", "N", "so", "sg", "CLEAR", "NOP", "WRITE"), cconf="fp32")
 _SELECT_BWD = dict(opl_ptr=F, gl_ptr=F, op_ptr=I64P, gate_ptr=U8P, dsel_ptr=F, dstore_ptr=F, dopl_ptr=F, dgl_ptr=F,
                    **_ints("R", "N", "so", "sg", "sds", "WRITE"))
+_SWIGLU_FWD = dict(h_ptr=F, y_ptr=F, **_ints("R", "M", "sh"))
+_SWIGLU_BWD = dict(h_ptr=F, dy_ptr=F, dh_ptr=F, **_ints("R", "M", "sh", "sdy"))
 _UNIT_FWD = dict(x_ptr=F, y_ptr=F, **_ints("R", "N", "sx"), scale="fp32")
 _UNIT_BWD = dict(x_ptr=F, dy_ptr=F, dx_ptr=F, **_ints("R", "N", "sx", "sdy"), scale="fp32")
 
@@ -131,6 +133,10 @@ KERNELS = [
     ("select_bwd_bf16", ke._select_bwd_kernel, {**_SELECT_BWD, **{k: BF for k in ("opl_ptr", "gl_ptr", "dopl_ptr",
                                                                                   "dgl_ptr")}},
      dict(HAS_DSEL=True, HAS_DSTORE=True, ROWS=64, BN=16), 4),
+    ("swiglu_fwd", ke._swiglu_fwd_kernel, _SWIGLU_FWD, dict(ROWS=4, BM=512), 8),
+    ("swiglu_fwd_bf16", ke._swiglu_fwd_kernel, {**_SWIGLU_FWD, "h_ptr": BF, "y_ptr": BF}, dict(ROWS=4, BM=512), 8),
+    ("swiglu_bwd", ke._swiglu_bwd_kernel, _SWIGLU_BWD, dict(ROWS=4, BM=512), 8),
+    ("swiglu_bwd_bf16", ke._swiglu_bwd_kernel, {**_SWIGLU_BWD, "h_ptr": BF, "dh_ptr": BF}, dict(ROWS=4, BM=512), 8),
     ("unit_rows_fwd", ke._unit_fwd_kernel, _UNIT_FWD, dict(ROWS=64, BN=32), 4),
     ("unit_rows_fwd_bf16", ke._unit_fwd_kernel, {**_UNIT_FWD, "x_ptr": BF, "y_ptr": BF}, dict(ROWS=64, BN=32), 4),
     ("unit_rows_bwd", ke._unit_bwd_kernel, _UNIT_BWD, dict(ROWS=64, BN=32), 4),

@@ -282,3 +282,35 @@ def test_opcode_select_bf16_and_no_grad():
         plain = twin.opcode_select(*make(), CLEAR, NOP, WRITE, 0.8)
     for name, a, b in zip(("op", "gate", "sel", "store"), plain, out):
         assert torch.equal(a, b.detach()), name
+
+
+# --- swiglu --------------------------------------------------------------------------------
+@pytest.mark.parametrize("lead,m,layout", [((1, 1), 37, "contig"), ((3, 5), 37, "sliced"), ((2, 7), 320, "contig"),
+                                           ((2, 7), 5, "transposed")])
+def test_swiglu_matches_naive(lead, m, layout):
+    leaf, h = _view(lead, 2 * m, layout, seed=11)
+    cot = randn(*lead, m, seed=12)
+    with poison_empty():
+        y = twin.swiglu(h)
+        (g,) = grads_of((y * cot).sum(), leaf)
+    ref = naive.swiglu(h)
+    (rg,) = grads_of((ref * cot).sum(), leaf)
+    assert_close("y", y, ref, 1e-6)
+    assert_close("dh", g, rg, 1e-5)
+
+
+def test_swiglu_bf16_and_no_grad():
+    leaf, h = _view((2, 7), 2 * 37, "sliced", seed=13, dtype=torch.bfloat16)
+    cot = randn(2, 7, 37, seed=14)
+    with poison_empty():
+        y = twin.swiglu(h)
+        (g,) = grads_of((y.float() * cot).sum(), leaf)
+    ref = naive.swiglu(h)
+    (rg,) = grads_of((ref.float() * cot).sum(), leaf)
+    assert y.dtype == g.dtype == torch.bfloat16
+    assert_close("y bf16", y, ref, 1e-2)
+    assert_close("dh bf16", g, rg, 2e-2)
+    with torch.no_grad(), poison_empty():
+        assert torch.equal(twin.swiglu(h), y.detach())
+    with pytest.raises(ValueError, match="even"):
+        twin.swiglu(torch.zeros(3, 5))
