@@ -71,17 +71,18 @@ def plan_batched(*, threshold: float, write: torch.Tensor, clear: torch.Tensor, 
     """
     B, NB, W = init_valid.shape
     T = write.shape[1]
-    S, span, dev = NB * W, T + 2, init_valid.device
+    S, dev = NB * W, init_valid.device
     C = B * NB  # chains
     kn = unit_rows(keys.float(), 1.0)                               # F.normalize (eps 1e-12), one kernel
     ck = unit_rows(init_keys.float(), 1.0).reshape(C, W, -1)
     slot_ids = torch.arange(C * W, device=dev).remainder_(S).view(C, W)
-    occ = torch.where(init_valid.reshape(C, W), slot_ids, -1)
-    init_occ = occ.reshape(-1)                                   # every slot's occupant at time 0
+    occ = torch.where(init_valid.reshape(C, W), slot_ids, -1)  # every slot's occupant at time 0
 
     if walker == "chains":
         return _plan_chains(write, clear, bucket, kn, utility, pos0, read_rows, read_pos, read_probes, init_valid, ck,
                             init_utility, init_age, occ, threshold)
+    span = T + 2
+    init_occ = occ.reshape(-1)
     # the ranks walker's tables have a scratch row C that no-op events write to
     valid = torch.cat([init_valid.reshape(C, W), init_valid.new_zeros(1, W)])
     ck = torch.cat([ck, ck.new_zeros(1, *ck.shape[1:])])
