@@ -94,18 +94,20 @@ def check_scan(dev):
              (16, 512, 256, torch.float32), (4, 300, 256, torch.bfloat16)]
     if DRY:
         cases = [(1, 1, 5, torch.float32), (2, 9, 7, torch.float32)]
-    for (B, T, N, dtype) in cases:
+    # scaled: inputs (1 - a) b folded into the kernels, as the registers call it
+    for (B, T, N, dtype), scale in [(c, False) for c in cases] + [(c, True) for c in cases[1:3]]:
         a = (torch.rand(1, 1, N, device=dev) * 0.5 + 0.5).requires_grad_()
         b = torch.randn(B, T, N, device=dev, dtype=dtype).requires_grad_()
         h0 = torch.randn(B, N, device=dev).requires_grad_()
         cot = torch.randn(B, T, N, device=dev)
-        out = tw.linear_scan(a, b, h0)
+        out = tw.linear_scan(a, b, h0, scale_input=scale)
         g = torch.autograd.grad((out * cot).sum(), (a, b, h0))
         bf = b.detach().float().requires_grad_()
-        ref = naive.linear_scan_loop(a, bf, h0) if T <= 64 else naive.linear_scan(a, bf, h0)
+        x = (1 - a) * bf if scale else bf
+        ref = naive.linear_scan_loop(a, x, h0) if T <= 64 else naive.linear_scan(a, x, h0)
         rg = torch.autograd.grad((ref * cot).sum(), (a, bf, h0))
         tol = 1e-4
-        tag = f"scan B{B} T{T} N{N} {str(dtype)[6:]}"
+        tag = f"scan{' scaled' if scale else ''} B{B} T{T} N{N} {str(dtype)[6:]}"
         check(f"{tag} h", out, ref, tol)
         for n, x, y in zip(("da", "db", "dh0"), g, rg):
             # a gradient w.r.t. a bf16 input is itself rounded to bf16 (8 bits of mantissa)

@@ -36,7 +36,7 @@ class Registers(nn.Module):
         """
         lam = self.decay().repeat_interleave(self.R)  # [K*R]
         B, T, _ = inp.shape
-        return linear_scan(lam.view(1, 1, -1), (1.0 - lam) * inp, s0.reshape(B, -1))
+        return linear_scan(lam.view(1, 1, -1), inp, s0.reshape(B, -1), scale_input=True)  # + (1 - lam) inp
 
     def step_(self, inp: torch.Tensor, s: torch.Tensor) -> None:
         """One token, in place: inp [B, K*R], s [B, K, R] (mutated)."""

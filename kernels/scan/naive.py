@@ -4,11 +4,13 @@ from __future__ import annotations
 import torch
 
 
-def linear_scan(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor | None = None) -> torch.Tensor:
+def linear_scan(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor | None = None,
+                scale_input: bool = False) -> torch.Tensor:
     """All states of the linear recurrence ``h_t = a_t * h_{t-1} + b_t`` over dim 1.
 
     a: [B, T, N] (or broadcastable to b, e.g. [1, 1, N]) decay factors, expected in [0, 1];
     b: [B, T, N] inputs; h0: [B, N] state before t=0 (zeros if None). Returns h: [B, T, N].
+    ``scale_input``: the inputs are (1 - a_t) * b_t (a leaky integrator, the registers' case).
 
     Only products of decay factors are ever formed (never a division or lam^-t, so
     nothing overflows for small lam), and everything is differentiable by autograd.
@@ -16,6 +18,8 @@ def linear_scan(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor | None = None
     chunked path (:func:`_scan_constant`); any other takes a Hillis-Steele scan
     (:func:`_scan_general`). Both equal :func:`linear_scan_loop` up to rounding.
     """
+    if scale_input:
+        b = (1.0 - a) * b
     if a.dim() == 3 and a.shape[0] == 1 and a.shape[1] == 1:
         return _scan_constant(a[0, 0], b, h0)
     return _scan_general(a, b, h0)

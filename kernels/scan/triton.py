@@ -21,8 +21,10 @@ import triton.language as tl
 
 
 @triton.jit
-def _fwd_local_kernel(a_ptr, b_ptr, out_ptr, end_ptr, prod_ptr, T, N, L, NC, sab, sat, BLOCK: tl.constexpr):
-    """Chunk c of row bi from a zero state: h (local) to out, its last h and the product of its a."""
+def _fwd_local_kernel(a_ptr, b_ptr, out_ptr, end_ptr, prod_ptr, T, N, L, NC, sab, sat,
+                      SCALE: tl.constexpr, BLOCK: tl.constexpr):
+    """Chunk c of row bi from a zero state: h (local) to out, its last h and the product of its a.
+    SCALE: the input is (1 - a_t) b_t (a leaky integrator's)."""
     bi, c = tl.program_id(0).to(tl.int64), tl.program_id(2).to(tl.int64)
     offs = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
     m = offs < N
@@ -33,6 +35,8 @@ def _fwd_local_kernel(a_ptr, b_ptr, out_ptr, end_ptr, prod_ptr, T, N, L, NC, sab
         mt = m & (offs * 0 + t < T)   # a block compare (Triton's interpreter masks with blocks only)
         a = tl.load(a_ptr + bi * sab + t * sat + offs, mask=mt, other=1.0).to(tl.float32)
         x = tl.load(b_ptr + (bi * T + t) * N + offs, mask=mt, other=0.0).to(tl.float32)
+        if SCALE:
+            x = (1 - a) * x
         h = a * h + x
         p = p * a
         tl.store(out_ptr + (bi * T + t) * N + offs, h, mask=mt)
@@ -99,10 +103,11 @@ def _bwd_local_kernel(a_ptr, gout_ptr, g_ptr, start_ptr, prod_ptr, T, N, L, NC, 
 
 
 @triton.jit
-def _bwd_fix_kernel(a_ptr, h0_ptr, out_ptr, carry_ptr, g_ptr, da_ptr, dh0_ptr, T, N, L, NC, sab, sat,
-                    HAS_H0: tl.constexpr, A_TIME_CONST: tl.constexpr, BLOCK: tl.constexpr):
+def _bwd_fix_kernel(a_ptr, h0_ptr, out_ptr, carry_ptr, g_ptr, da_ptr, dh0_ptr, b_ptr, T, N, L, NC, sab, sat,
+                    HAS_H0: tl.constexpr, A_TIME_CONST: tl.constexpr, SCALE: tl.constexpr, BLOCK: tl.constexpr):
     """g_t += (a_{t+1} ... a_{c1}) * carry_c; then db_t = g_t (in place), da_t = g_t h_{t-1} (per
-    chunk summed over its steps when a is constant in time) and dh0 = a_0 g_0."""
+    chunk summed over its steps when a is constant in time) and dh0 = a_0 g_0. SCALE (the input
+    was (1 - a_t) b_t): db_t = (1 - a_t) g_t and da_t gains - g_t b_t."""
     bi, c = tl.program_id(0).to(tl.int64), tl.program_id(2).to(tl.int64)
     offs = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
     m = offs < N
@@ -123,15 +128,20 @@ def _bwd_fix_kernel(a_ptr, h0_ptr, out_ptr, carry_ptr, g_ptr, da_ptr, dh0_ptr, T
         p = p * tl.where(t < T, a_next, 1.0)
         at = g_ptr + (bi * T + t) * N + offs
         g = tl.load(at, mask=mt, other=0.0) + p * carry
-        tl.store(at, g, mask=mt)
+        a_t = tl.load(a_ptr + bi * sab + t * sat + offs, mask=mt, other=0.0).to(tl.float32)
         # h_{t-1}, read at a clamped index and replaced by h0 at t == 0
         prev = tl.load(out_ptr + (bi * T + tl.maximum(t - 1, 0)) * N + offs, mask=mt, other=0.0)
         prev = tl.where(t > 0, prev, h0)
-        if A_TIME_CONST:
-            da_sum += tl.where(mt, g * prev, 0.0)
+        da_t = g * prev
+        if SCALE:
+            tl.store(at, (1 - a_t) * g, mask=mt)
+            da_t -= g * tl.load(b_ptr + (bi * T + t) * N + offs, mask=mt, other=0.0)
         else:
-            tl.store(da_ptr + (bi * T + t) * N + offs, g * prev, mask=mt)
-        a_t = tl.load(a_ptr + bi * sab + t * sat + offs, mask=mt, other=0.0).to(tl.float32)
+            tl.store(at, g, mask=mt)
+        if A_TIME_CONST:
+            da_sum += tl.where(mt, da_t, 0.0)
+        else:
+            tl.store(da_ptr + (bi * T + t) * N + offs, da_t, mask=mt)
     if A_TIME_CONST:
         tl.store(da_ptr + (bi * NC + c) * N + offs, da_sum, mask=m)
     if HAS_H0:
@@ -169,8 +179,10 @@ def _chunks(T: int, chunk: int | None) -> tuple[int, int]:
     return L, triton.cdiv(T, L)
 
 
-def scan_fwd(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor | None, chunk: int | None = None):
-    """Forward: returns (h [B,T,N] float32, a as read, its batch and time strides)."""
+def scan_fwd(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor | None, chunk: int | None = None,
+             scale: bool = False):
+    """Forward (``scale``: inputs (1 - a) b): returns (h [B,T,N] float32, a as read, its batch and
+    time strides)."""
     B, T, N = b.shape
     a_r, sab, sat = _a_strides(a, B, T, N)
     out = torch.empty(B, T, N, device=b.device, dtype=torch.float32)
@@ -180,15 +192,16 @@ def scan_fwd(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor | None, chunk: i
         end = torch.empty(B, NC, N, device=b.device, dtype=torch.float32)
         prod, carry = torch.empty_like(end), torch.empty_like(end)
         grid = (B, triton.cdiv(N, BLOCK), NC)
-        _fwd_local_kernel[grid](a_r, b, out, end, prod, T, N, L, NC, sab, sat, BLOCK=BLOCK)
+        _fwd_local_kernel[grid](a_r, b, out, end, prod, T, N, L, NC, sab, sat, SCALE=scale, BLOCK=BLOCK)
         _carry_kernel[grid[:2]](h0 if h0 is not None else end, end, prod, carry, N, NC,
                                 HAS_INIT=h0 is not None, REVERSE=False, BLOCK=BLOCK)
         _fwd_fix_kernel[grid](a_r, out, carry, T, N, L, NC, sab, sat, BLOCK=BLOCK)
     return out, a_r, sab, sat
 
 
-def scan_bwd(a_r, sab, sat, h0, out, gout, chunk: int | None = None):
-    """Backward: (da [B,T,N] or [B,1,N] when a is constant in time, db [B,T,N], dh0 [B,N] or None)."""
+def scan_bwd(a_r, sab, sat, h0, out, gout, chunk: int | None = None, b: torch.Tensor | None = None):
+    """Backward: (da [B,T,N] or [B,1,N] when a is constant in time, db [B,T,N], dh0 [B,N] or None).
+    ``b``: the raw inputs of a forward with ``scale`` (None: unscaled)."""
     B, T, N = out.shape
     time_const = sat == 0
     db = torch.empty(B, T, N, device=out.device, dtype=torch.float32)
@@ -205,8 +218,8 @@ def scan_bwd(a_r, sab, sat, h0, out, gout, chunk: int | None = None):
     _bwd_local_kernel[grid](a_r, gout.float().contiguous(), db, start, prod, T, N, L, NC, sab, sat, BLOCK=BLOCK)
     _carry_kernel[grid[:2]](start, start, prod, carry, N, NC, HAS_INIT=False, REVERSE=True, BLOCK=BLOCK)
     _bwd_fix_kernel[grid](a_r, h0 if h0 is not None else out, out, carry, db, da,
-                          dh0 if dh0 is not None else db, T, N, L, NC, sab, sat,
-                          HAS_H0=h0 is not None, A_TIME_CONST=time_const, BLOCK=BLOCK)
+                          dh0 if dh0 is not None else db, b if b is not None else out, T, N, L, NC, sab, sat,
+                          HAS_H0=h0 is not None, A_TIME_CONST=time_const, SCALE=b is not None, BLOCK=BLOCK)
     if time_const:
         da = da.sum(1, keepdim=True)
     return da, db, dh0
@@ -214,17 +227,17 @@ def scan_bwd(a_r, sab, sat, h0, out, gout, chunk: int | None = None):
 
 class _LinearScan(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, a, b, h0, chunk):
-        out, a_r, sab, sat = scan_fwd(a, b, h0, chunk)
-        ctx.save_for_backward(a_r, h0, out)
+    def forward(ctx, a, b, h0, chunk, scale):
+        out, a_r, sab, sat = scan_fwd(a, b, h0, chunk, scale)
+        ctx.save_for_backward(a_r, h0, out, b if scale else None)
         ctx.strides, ctx.chunk = (sab, sat), chunk
         ctx.a_shape = a.shape
         return out
 
     @staticmethod
     def backward(ctx, gout):
-        a_r, h0, out = ctx.saved_tensors
-        da, db, dh0 = scan_bwd(a_r, *ctx.strides, h0, out, gout, ctx.chunk)
+        a_r, h0, out, b = ctx.saved_tensors
+        da, db, dh0 = scan_bwd(a_r, *ctx.strides, h0, out, gout, ctx.chunk, b)
         if ctx.needs_input_grad[0]:
             shape = ctx.a_shape
             while da.dim() > len(shape):
@@ -232,12 +245,13 @@ class _LinearScan(torch.autograd.Function):
             da = da.sum_to_size(shape)
         else:
             da = None
-        return da, db, dh0, None
+        return da, db, dh0, None, None
 
 
 def linear_scan(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor | None = None,
-                chunk: int | None = None) -> torch.Tensor:
-    """``h_t = a_t * h_{t-1} + b_t`` over dim 1, differentiable in a, b and h0.
+                scale_input: bool = False, chunk: int | None = None) -> torch.Tensor:
+    """``h_t = a_t * h_{t-1} + b_t`` (``scale_input``: ``+ (1 - a_t) * b_t``) over dim 1,
+    differentiable in a, b and h0.
 
     a: [B, T, N] or broadcastable to it (e.g. [1, 1, N]); b: [B, T, N]; h0: [B, N] or None
     (zeros). Returns h: [B, T, N] float32. Same contract as :func:`kernels.scan.naive.linear_scan`.
@@ -247,4 +261,4 @@ def linear_scan(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor | None = None
         raise ValueError(f"linear_scan: b must be [B, T, N], got {tuple(b.shape)}")
     b32 = b.float().contiguous()
     h032 = h0.float().contiguous() if h0 is not None else None
-    return _LinearScan.apply(a.float(), b32, h032, chunk)
+    return _LinearScan.apply(a.float(), b32, h032, chunk, scale_input)

@@ -19,9 +19,11 @@ CASES = [
 ]
 
 
+@pytest.mark.parametrize("scale", [False, True], ids=["plain", "scaled"])
 @pytest.mark.parametrize("B,T,N,a_kind,with_h0", CASES,
                          ids=[f"B{c[0]}-T{c[1]}-N{c[2]}-{c[3]}-{'h0' if c[4] else 'noh0'}" for c in CASES])
-def test_linear_scan_matches_naive(B, T, N, a_kind, with_h0):
+def test_linear_scan_matches_naive(B, T, N, a_kind, with_h0, scale):
+    """scale: inputs (1 - a_t) b_t, folded into the twin's kernels (the registers' leaky integrators)."""
     a_shape = {"full": (B, T, N), "chan": (1, 1, N), "batch_chan": (B, 1, N), "time_chan": (1, T, N)}[a_kind]
     a = torch.rand(*a_shape, generator=torch.Generator().manual_seed(7)).requires_grad_()
     b = randn(B, T, N, seed=1, requires_grad=True)
@@ -32,9 +34,9 @@ def test_linear_scan_matches_naive(B, T, N, a_kind, with_h0):
 
     chunk = 8 if T in (37, 24, 29) else None   # else the default (one chunk below 16 steps)
     with poison_empty():
-        out = twin.linear_scan(a, b, h0, chunk=chunk)
+        out = twin.linear_scan(a, b, h0, scale_input=scale, chunk=chunk)
         grads = torch.autograd.grad((out * cot).sum(), inputs)
-    ref = naive.linear_scan_loop(a, b, h0)
+    ref = naive.linear_scan_loop(a, (1 - a) * b if scale else b, h0)
     ref_grads = torch.autograd.grad((ref * cot).sum(), inputs)
 
     assert_close("h", out, ref, 1e-5)
@@ -56,6 +58,11 @@ def test_public_function_dispatches_to_twin(monkeypatch):
 
     monkeypatch.setenv("MOSAIC_KERNELS", "triton")
     calls = []
-    monkeypatch.setattr(twin, "linear_scan", lambda *a: calls.append(1) or naive.linear_scan(*a))
+    monkeypatch.setattr(twin, "linear_scan", lambda *a, **k: calls.append(1) or naive.linear_scan(*a, **k))
     scan.linear_scan(torch.rand(1, 1, 3), randn(2, 4, 3))
     assert calls == [1]
+
+
+def test_naive_scaled_input_is_the_leaky_integrator():
+    a, b, h0 = torch.rand(1, 1, 5), randn(2, 9, 5, seed=4), randn(2, 5, seed=6)
+    assert torch.equal(naive.linear_scan(a, b, h0, scale_input=True), naive.linear_scan(a, (1 - a) * b, h0))
