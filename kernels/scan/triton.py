@@ -21,7 +21,7 @@ import triton.language as tl
 
 
 @triton.jit
-def _fwd_local_kernel(a_ptr, b_ptr, out_ptr, end_ptr, prod_ptr, T, N, L, NC, sab, sat,
+def _fwd_local_kernel(a_ptr, b_ptr, out_ptr, end_ptr, prod_ptr, T, N, L, NC, sab, sat, sbb, sbt,
                       SCALE: tl.constexpr, BLOCK: tl.constexpr):
     """Chunk c of row bi from a zero state: h (local) to out, its last h and the product of its a.
     SCALE: the input is (1 - a_t) b_t (a leaky integrator's)."""
@@ -34,7 +34,7 @@ def _fwd_local_kernel(a_ptr, b_ptr, out_ptr, end_ptr, prod_ptr, T, N, L, NC, sab
         t = c * L + i
         mt = m & (offs * 0 + t < T)   # a block compare (Triton's interpreter masks with blocks only)
         a = tl.load(a_ptr + bi * sab + t * sat + offs, mask=mt, other=1.0).to(tl.float32)
-        x = tl.load(b_ptr + (bi * T + t) * N + offs, mask=mt, other=0.0).to(tl.float32)
+        x = tl.load(b_ptr + bi * sbb + t * sbt + offs, mask=mt, other=0.0).to(tl.float32)
         if SCALE:
             x = (1 - a) * x
         h = a * h + x
@@ -104,7 +104,7 @@ def _bwd_local_kernel(a_ptr, gout_ptr, g_ptr, start_ptr, prod_ptr, T, N, L, NC, 
 
 @triton.jit
 def _bwd_fix_kernel(a_ptr, h0_ptr, out_ptr, carry_ptr, g_ptr, da_ptr, dh0_ptr, b_ptr, T, N, L, NC, sab, sat,
-                    HAS_H0: tl.constexpr, A_TIME_CONST: tl.constexpr, SCALE: tl.constexpr, BLOCK: tl.constexpr):
+                    sbb, sbt, HAS_H0: tl.constexpr, A_TIME_CONST: tl.constexpr, SCALE: tl.constexpr, BLOCK: tl.constexpr):
     """g_t += (a_{t+1} ... a_{c1}) * carry_c; then db_t = g_t (in place), da_t = g_t h_{t-1} (per
     chunk summed over its steps when a is constant in time) and dh0 = a_0 g_0. SCALE (the input
     was (1 - a_t) b_t): db_t = (1 - a_t) g_t and da_t gains - g_t b_t."""
@@ -135,7 +135,7 @@ def _bwd_fix_kernel(a_ptr, h0_ptr, out_ptr, carry_ptr, g_ptr, da_ptr, dh0_ptr, b
         da_t = g * prev
         if SCALE:
             tl.store(at, (1 - a_t) * g, mask=mt)
-            da_t -= g * tl.load(b_ptr + (bi * T + t) * N + offs, mask=mt, other=0.0)
+            da_t -= g * tl.load(b_ptr + bi * sbb + t * sbt + offs, mask=mt, other=0.0).to(tl.float32)
         else:
             tl.store(at, g, mask=mt)
         if A_TIME_CONST:
@@ -192,7 +192,8 @@ def scan_fwd(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor | None, chunk: i
         end = torch.empty(B, NC, N, device=b.device, dtype=torch.float32)
         prod, carry = torch.empty_like(end), torch.empty_like(end)
         grid = (B, triton.cdiv(N, BLOCK), NC)
-        _fwd_local_kernel[grid](a_r, b, out, end, prod, T, N, L, NC, sab, sat, SCALE=scale, BLOCK=BLOCK)
+        _fwd_local_kernel[grid](a_r, b, out, end, prod, T, N, L, NC, sab, sat, b.stride(0), b.stride(1),
+                                SCALE=scale, BLOCK=BLOCK)
         _carry_kernel[grid[:2]](h0 if h0 is not None else end, end, prod, carry, N, NC,
                                 HAS_INIT=h0 is not None, REVERSE=False, BLOCK=BLOCK)
         _fwd_fix_kernel[grid](a_r, out, carry, T, N, L, NC, sab, sat, BLOCK=BLOCK)
@@ -219,7 +220,7 @@ def scan_bwd(a_r, sab, sat, h0, out, gout, chunk: int | None = None, b: torch.Te
     _carry_kernel[grid[:2]](start, start, prod, carry, N, NC, HAS_INIT=False, REVERSE=True, BLOCK=BLOCK)
     _bwd_fix_kernel[grid](a_r, h0 if h0 is not None else out, out, carry, db, da,
                           dh0 if dh0 is not None else db, b if b is not None else out, T, N, L, NC, sab, sat,
-                          HAS_H0=h0 is not None, A_TIME_CONST=time_const, SCALE=b is not None, BLOCK=BLOCK)
+                          *((b.stride(0), b.stride(1)) if b is not None else (0, 0)), HAS_H0=h0 is not None, A_TIME_CONST=time_const, SCALE=b is not None, BLOCK=BLOCK)
     if time_const:
         da = da.sum(1, keepdim=True)
     return da, db, dh0
@@ -259,6 +260,9 @@ def linear_scan(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor | None = None
     """
     if b.dim() != 3:
         raise ValueError(f"linear_scan: b must be [B, T, N], got {tuple(b.shape)}")
-    b32 = b.float().contiguous()
+    # b is read through its batch and time strides (a slice of the block's projection needs no copy)
+    b32 = b.float()
+    if b32.stride(-1) != 1:
+        b32 = b32.contiguous()
     h032 = h0.float().contiguous() if h0 is not None else None
     return _LinearScan.apply(a.float(), b32, h032, chunk, scale_input)

@@ -30,7 +30,7 @@ _READ = dict(q_ptr=F, k_ptr=F, v_ptr=F, mask_ptr=I8P, out_ptr=F, lse_ptr=F, **_i
 _READ_BWD = dict(q_ptr=F, k_ptr=F, v_ptr=F, mask_ptr=I8P, lse_ptr=F, dout_ptr=F, dq_ptr=F, dk_ptr=F, dv_ptr=F,
                  **_ints("S", "DK", "DV"), scale="fp32")
 _SCAN_BWD = dict(a_ptr=F, h0_ptr=F, out_ptr=F, carry_ptr=F, g_ptr=F, da_ptr=F, dh0_ptr=F, b_ptr=F,
-                 **_ints("T", "N", "L", "NC", "sab", "sat"))
+                 **_ints("T", "N", "L", "NC", "sab", "sat", "sbb", "sbt"))
 _ROWS = dict(q_ptr=F, k_ptr=F, v_ptr=F, idx_ptr=I64P, mask_ptr=U8P, rp_ptr=F, rw_ptr=F, lsep_ptr=F, lsew_ptr=F,
              wp_ptr=F, ww_ptr=F, **_ints("S", "PLAIN", "DK", "DV", "swp", "sww"), scale="fp32")
 _ROWS_BWD = dict(q_ptr=F, k_ptr=F, v_ptr=F, idx_ptr=I64P, mask_ptr=U8P, lsep_ptr=F, lsew_ptr=F, drp_ptr=F, drw_ptr=F,
@@ -66,7 +66,7 @@ _UNIT_BWD = dict(x_ptr=F, dy_ptr=F, dx_ptr=F, **_ints("R", "N", "sx", "sdy"), sc
 # (d 256, 256 buckets x 8 ways, dk 32, dv 64, 32 scan probes), plus the "default" preset's decode_out
 KERNELS = [
     ("scan_fwd_local", ks._fwd_local_kernel, dict(a_ptr=F, b_ptr=F, out_ptr=F, end_ptr=F, prod_ptr=F,
-                                                  **_ints("T", "N", "L", "NC", "sab", "sat")),
+                                                  **_ints("T", "N", "L", "NC", "sab", "sat", "sbb", "sbt")),
      dict(SCALE=True, BLOCK=128), 4),
     ("scan_carry", ks._carry_kernel, dict(init_ptr=F, end_ptr=F, prod_ptr=F, carry_ptr=F, **_ints("N", "NC")),
      dict(HAS_INIT=True, REVERSE=False, BLOCK=128), 4),

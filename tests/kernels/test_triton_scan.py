@@ -66,3 +66,23 @@ def test_public_function_dispatches_to_twin(monkeypatch):
 def test_naive_scaled_input_is_the_leaky_integrator():
     a, b, h0 = torch.rand(1, 1, 5), randn(2, 9, 5, seed=4), randn(2, 5, seed=6)
     assert torch.equal(naive.linear_scan(a, b, h0, scale_input=True), naive.linear_scan(a, (1 - a) * b, h0))
+
+
+@pytest.mark.parametrize("scale", [False, True], ids=["plain", "scaled"])
+def test_inputs_read_in_place_from_a_wider_projection(scale):
+    """b a last-dim slice of a wider tensor (the registers' input, split off the block's projection):
+    read through its strides, no copy; outputs and gradients as the reference's."""
+    B, T, N = 2, 29, 6
+    a = torch.rand(1, 1, N, generator=torch.Generator().manual_seed(8)).requires_grad_()
+    wide = randn(B, T, N + 9, seed=9, requires_grad=True)
+    b = wide[..., 4:4 + N]
+    h0 = randn(B, N, seed=10, requires_grad=True)
+    cot = randn(B, T, N, seed=11)
+    with poison_empty():
+        out = twin.linear_scan(a, b, h0, scale_input=scale, chunk=8)
+        grads = torch.autograd.grad((out * cot).sum(), (a, wide, h0))
+    ref = naive.linear_scan_loop(a, (1 - a) * b if scale else b, h0)
+    ref_grads = torch.autograd.grad((ref * cot).sum(), (a, wide, h0))
+    assert_close("h", out, ref, 1e-5)
+    for name, g, rg in zip(("a", "b", "h0"), grads, ref_grads):
+        assert_close(f"d{name}", g, rg, 1e-5)
