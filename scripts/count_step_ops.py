@@ -7,11 +7,13 @@ graphed step's time follows, and it can be measured without a GPU. The step is t
 Ops are counted at the dispatcher, after autograd, leaving out views (no kernel) and whatever
 the Triton interpreter runs inside a kernel (one launch on a GPU, counted once as "triton").
 
-    python scripts/count_step_ops.py [--kernels triton|naive] [--batch 2] [--length 64] [--json]
+    python scripts/count_step_ops.py [--kernels triton|naive] [--batch 2] [--length 64] [--trainer] [--json]
 
 With ``--kernels triton`` (default) the Triton twins run through the interpreter, as on a GPU;
 the optimizer is the foreach AdamW (the fused one a GPU uses is one kernel per parameter
-group, so its count is left out of the total).
+group, so its count is left out of the total). ``--trainer``: the trainer's step instead (a
+curriculum batch, teacher labels, every auxiliary loss, as ``mosaic train --cuda-graph`` captures
+it), with the losses' own ops counted apart from the model's forward.
 """
 from __future__ import annotations
 
@@ -33,8 +35,9 @@ _FREE = ("view", "_unsafe_view", "t", "transpose", "expand", "unsqueeze", "squee
          "promote_types", "scalar_tensor")  # no device kernel: dtype logic, a CPU-side 0-dim wrapper
 
 
-def count_step(kernels: str, batch: int, length: int) -> dict:
-    """{"forward": n, "backward": n, "optimizer": n, "triton": n, "top": {phase: [(op, n)]}} for one step."""
+def count_step(kernels: str, batch: int, length: int, trainer: bool = False) -> dict:
+    """{"forward": n, "losses": n, "backward": n, "optimizer": n, "triton": n, "top": {phase: [(op, n)]}}
+    for one step ("losses": the trainer's auxiliary losses, 0 for the bench's cross-entropy step)."""
     if kernels == "triton":
         os.environ["TRITON_INTERPRET"] = "1"
     import torch
@@ -58,15 +61,35 @@ def count_step(kernels: str, batch: int, length: int) -> dict:
     torch.manual_seed(0)
     net = load_bench_model(None, torch.device("cpu")).train()
     ids = torch.randint(0, 256, (batch, length + 1), generator=torch.Generator().manual_seed(0))
+    teacher, loss_of = None, None
+    if trainer:
+        from engine.train.config import train_preset
+        from engine.train.data import make_batch
+        from engine.train.loop import _teacher, aux_weights
+        from engine.train.losses import AUX_NAMES, compute_losses
+        cfg = train_preset("default")
+        data = make_batch(0, batch, length, net.config.buckets, cfg.seed, 0)
+        ids, teacher = data["ids"], _teacher(data, 0.5)
+        weights = {k: torch.tensor(v) for k, v in aux_weights(cfg, 0.1).items()}
+        mem = [i for i, blk in enumerate(net.blocks) if blk.memory is not None]
+
+        def loss_of(out):
+            return compute_losses(out, data, weights, mem, cfg.infonce_tau, active=frozenset(AUX_NAMES))[0]
     launches = collections.Counter()
-    with kernels_mode(kernels), read_capacity(net, padded(count_reads(net, ids[:, :-1]))):
+    x = ids if trainer else ids[:, :-1]
+    with kernels_mode(kernels), read_capacity(net, padded(count_reads(net, x, teacher))):
         opt = torch.optim.AdamW(net.parameters(), lr=1e-4, foreach=True)
         counter = None
 
         def step():
             opt.zero_grad(set_to_none=True)
-            logits = net(ids[:, :-1], keep_state=False).logits
-            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), ids[:, 1:].reshape(-1))
+            out = net(x, teacher=teacher, keep_state=False)
+            if counter is not None and trainer:
+                counter.phase = "losses"
+            if trainer:
+                loss = loss_of(out)
+            else:
+                loss = F.cross_entropy(out.logits.reshape(-1, out.logits.shape[-1]).float(), ids[:, 1:].reshape(-1))
             if counter is not None:
                 counter.phase = "backward"
             loss.backward()
@@ -83,9 +106,10 @@ def count_step(kernels: str, batch: int, length: int) -> dict:
         phases[phase] += n
     top = {p: sorted(((op, n) for (ph, op), n in counter.ops.items() if ph == p), key=lambda x: -x[1])[:12]
            for p in ("forward", "backward")}
-    return {"kernels": kernels, "batch": batch, "length": length, "forward": phases["forward"],
-            "backward": phases["backward"], "optimizer": phases["optimizer"], "triton": sum(launches.values()),
-            "total": phases["forward"] + phases["backward"] + sum(launches.values()), "top": top}
+    return {"kernels": kernels, "batch": batch, "length": length, "trainer": trainer, "forward": phases["forward"],
+            "losses": phases["losses"], "backward": phases["backward"], "optimizer": phases["optimizer"],
+            "triton": sum(launches.values()),
+            "total": phases["forward"] + phases["losses"] + phases["backward"] + sum(launches.values()), "top": top}
 
 
 def _in_interpreter() -> bool:
@@ -125,14 +149,18 @@ def main() -> int:
                     help="Triton twins through the interpreter (as on a GPU) or the naive references")
     ap.add_argument("--batch", type=int, default=2)
     ap.add_argument("--length", type=int, default=64)
+    ap.add_argument("--trainer", action="store_true",
+                    help="the trainer's step: a curriculum batch, teacher labels, every auxiliary loss")
     ap.add_argument("--json", action="store_true", help="one JSON object instead of the table")
     args = ap.parse_args()
-    res = count_step(args.kernels, args.batch, args.length)
+    res = count_step(args.kernels, args.batch, args.length, args.trainer)
     if args.json:
         print(json.dumps(res))
         return 0
-    print(f"one fixed-capacity training step, batch {args.batch} x {args.length}, {args.kernels} kernels")
-    print(f"  forward {res['forward']:,}  backward {res['backward']:,}  Triton launches {res['triton']:,}  "
+    what = "trainer" if args.trainer else "bench"
+    print(f"one fixed-capacity {what} training step, batch {args.batch} x {args.length}, {args.kernels} kernels")
+    losses = f"losses {res['losses']:,}  " if args.trainer else ""
+    print(f"  forward {res['forward']:,}  {losses}backward {res['backward']:,}  Triton launches {res['triton']:,}  "
           f"total {res['total']:,}   (optimizer, foreach AdamW: {res['optimizer']:,})")
     for phase, rows in res["top"].items():
         print(f"  {phase}: " + ", ".join(f"{op} {n}" for op, n in rows))
