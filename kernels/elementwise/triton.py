@@ -378,19 +378,10 @@ def _select_bwd_kernel(opl_ptr, gl_ptr, op_ptr, gate_ptr, dsel_ptr, dstore_ptr, 
     tl.store(dgl_ptr + rows, (dstore * is_write * sg_ * (1 - sg_)).to(dgl_ptr.dtype.element_ty), mask=rm)
 
 
-def _select_launch(R: int, N: int) -> tuple[int, int]:
-    BN = triton.next_power_of_2(max(N, 1))
-    return BN, max(1, min(max(1024 // BN, 1), triton.next_power_of_2(max(R, 1))))
-
-
-def _select_rows(op_logits, gate_logits):
-    o2 = _as_rows(op_logits)
-    g1 = gate_logits.reshape(-1)  # a column of the projection: rows one stride apart
-    return o2, g1
-
-
-def select_fwd(o2, g1, t_op, t_gate, clear, nop, write, cconf):
-    """Forward on rows: (op [R] long, gate [R] bool, sel [R, n] float32, store [R] float32)."""
+def select_fwd(op_logits, gate_logits, t_op, t_gate, clear, nop, write, cconf):
+    """Forward: ((op_logits as rows [R, n], gate_logits as [R]: what the backward reads),
+    (op, gate, sel, store) in op_logits' leading shape)."""
+    o2, g1 = _as_rows(op_logits), gate_logits.reshape(-1)  # the gate: a column, rows one stride apart
     R, N = o2.shape
     dev = o2.device
     op = torch.empty(R, dtype=torch.long, device=dev)
@@ -398,26 +389,26 @@ def select_fwd(o2, g1, t_op, t_gate, clear, nop, write, cconf):
     sel = torch.empty(R, N, dtype=torch.float32, device=dev)
     store = torch.empty(R, dtype=torch.float32, device=dev)
     if R:
-        BN, ROWS = _select_launch(R, N)
+        BN, ROWS, warps = _launch(R, N)
         top = t_op.reshape(-1).contiguous() if t_op is not None else op
         tgate = t_gate.reshape(-1).contiguous() if t_gate is not None else op
         _select_fwd_kernel[(triton.cdiv(R, ROWS),)](
             o2, g1, top, tgate, op, gate, sel, store, R, N, o2.stride(0), g1.stride(0), clear, nop, write,
-            float(cconf), HAS_TOP=t_op is not None, HAS_TGATE=t_gate is not None, ROWS=ROWS, BN=BN)
-    return op, gate.view(torch.bool), sel, store
+            float(cconf), HAS_TOP=t_op is not None, HAS_TGATE=t_gate is not None, ROWS=ROWS, BN=BN,
+            num_warps=warps)
+    lead = op_logits.shape[:-1]
+    return (o2, g1), (op.view(lead), gate.view(torch.bool).view(lead), sel.view(op_logits.shape), store.view(lead))
 
 
 class _OpcodeSelect(torch.autograd.Function):
     @staticmethod
     def forward(ctx, op_logits, gate_logits, t_op, t_gate, clear, nop, write, cconf):
-        o2, g1 = _select_rows(op_logits, gate_logits)
-        op, gate, sel, store = select_fwd(o2, g1, t_op, t_gate, clear, nop, write, cconf)
+        (o2, g1), (op, gate, sel, store) = select_fwd(op_logits, gate_logits, t_op, t_gate, clear, nop, write, cconf)
         ctx.save_for_backward(o2, g1, op, gate)
         ctx.meta = (op_logits.shape, op_logits.dtype, gate_logits.shape, gate_logits.dtype, write)
         ctx.mark_non_differentiable(op, gate)
         ctx.set_materialize_grads(False)
-        lead = op_logits.shape[:-1]
-        return op.view(lead), gate.view(lead), sel.view(op_logits.shape), store.view(lead)
+        return op, gate, sel, store
 
     @staticmethod
     def backward(ctx, _dop, _dgate, dsel, dstore):
@@ -429,10 +420,10 @@ class _OpcodeSelect(torch.autograd.Function):
         if R:
             ds2 = _as_rows(dsel) if dsel is not None else dopl
             dst = dstore.reshape(-1).contiguous() if dstore is not None else dgl
-            BN, ROWS = _select_launch(R, N)
+            BN, ROWS, warps = _launch(R, N)
             _select_bwd_kernel[(triton.cdiv(R, ROWS),)](
                 o2, g1, op, gate, ds2, dst, dopl, dgl, R, N, o2.stride(0), g1.stride(0), ds2.stride(0), write,
-                HAS_DSEL=dsel is not None, HAS_DSTORE=dstore is not None, ROWS=ROWS, BN=BN)
+                HAS_DSEL=dsel is not None, HAS_DSTORE=dstore is not None, ROWS=ROWS, BN=BN, num_warps=warps)
         return dopl.view(shape), dgl.view(gshape), None, None, None, None, None, None
 
 
@@ -446,10 +437,7 @@ def opcode_select(op_logits, gate_logits, t_op, t_gate, clear: int, nop: int, wr
     cconf = float(clear_confidence) if clear_confidence > 0 else -1.0   # no probability is below -1
     if torch.is_grad_enabled() and (op_logits.requires_grad or gate_logits.requires_grad):
         return _OpcodeSelect.apply(op_logits, gate_logits, t_op, t_gate, clear, nop, write, cconf)
-    o2, g1 = _select_rows(op_logits, gate_logits)
-    op, gate, sel, store = select_fwd(o2, g1, t_op, t_gate, clear, nop, write, cconf)
-    lead = op_logits.shape[:-1]
-    return op.view(lead), gate.view(lead), sel.view(op_logits.shape), store.view(lead)
+    return select_fwd(op_logits, gate_logits, t_op, t_gate, clear, nop, write, cconf)[1]
 
 
 # ---------------------------------------------------------------------------------------------
