@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from engine.vm.config import ModelConfig
+from engine.vm.exact import decision_linear
 from engine.vm.isa import N_OPCODES, Opcode
 from engine.vm.memory import Memory, plan
 from engine.vm.plan_batched import TensorPlan, plan_batched
@@ -112,7 +113,7 @@ class MosaicBlock(nn.Module):
         c = (window * self.conv[:, 0, :].t()).sum(1)
         st.conv.copy_(window[:, 1:])
         local = self._mlp(c)
-        q, kn, v, opl, gl, ul, cl, fl, ri = self.proj(u).split(self.sizes, dim=-1)
+        q, kn, v, opl, gl, ul, cl, fl, ri = decision_linear(self.proj, u).split(self.sizes, dim=-1)
         op, gate, sel, _ = self._decide(opl, gl[:, 0], t_op, t_gate)
         self.registers.step_(ri, st.registers)
         reg = self.registers.readout(st.registers.flatten(1))
@@ -142,7 +143,7 @@ class MosaicBlock(nn.Module):
         ucat = torch.cat([st.conv, u], dim=1)  # [B, k-1+T, d]
         c = F.conv1d(ucat.transpose(1, 2), self.conv, groups=d).transpose(1, 2)
         local = self._mlp(c)
-        q, kn, v, opl, gl, ul, cl, fl, ri = self.proj(u).split(self.sizes, dim=-1)
+        q, kn, v, opl, gl, ul, cl, fl, ri = decision_linear(self.proj, u).split(self.sizes, dim=-1)
         gl, ul = gl.squeeze(-1), ul.squeeze(-1)  # views: a select's backward would scatter into zeros
         op, gate, sel, store = self._decide(opl, gl, t_op, t_gate)
         s = self.registers.scan(ri, st.registers)  # [B, T, K*R]
@@ -228,7 +229,8 @@ class MosaicBlock(nn.Module):
                                        s[:, SCAN] if wide else None))
             # padding reads no live slot, so its outputs are exactly zero: added at its stand-in
             # positions they change nothing (and no spare row needs cutting off, a scatter in backward)
-            M = q.new_zeros(B * T, m.out.out_features).index_add(0, at, torch.cat(outs)).view(B, T, -1)
+            mix = torch.cat(outs)  # the readout's dtype (bf16 under autocast), q's is float32
+            M = mix.new_zeros(B * T, m.out.out_features).index_add(0, at, mix).view(B, T, -1)
         if not keep_state:
             return M, None
         # the final table, gathered from the events that occupy each slot

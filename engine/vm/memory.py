@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from engine.vm.exact import decision_linear
 from kernels.elementwise import unit_rows
 from kernels.memory import read_mix
 
@@ -84,7 +85,7 @@ class Memory(nn.Module):
 
     def route(self, x: torch.Tensor) -> torch.Tensor:
         """Router logits [..., NB] of keys or queries x [..., dk] (normalised, detached)."""
-        return self.router(unit_rows(x.detach(), 1.0))
+        return decision_linear(self.router, unit_rows(x.detach(), 1.0))
 
     @staticmethod
     def force(logits: torch.Tensor, bucket: torch.Tensor | None) -> torch.Tensor:
@@ -140,7 +141,7 @@ class Memory(nn.Module):
         B = q.shape[0]
         rows = torch.arange(B, device=q.device)
         unit = F.normalize(torch.stack([q, k], dim=1), dim=-1)  # what route() feeds the router
-        logits = self.router(unit)  # [B, 2, NB]
+        logits = decision_linear(self.router, unit)  # [B, 2, NB]
         read_logits, write_logits = logits[:, 0], logits[:, 1]
         lp = read_logits.log_softmax(-1)
         entropy = -(lp.exp() * lp).sum(-1)

@@ -1,0 +1,22 @@
+"""Logits that hard decisions are taken from, in float32 whether or not autocast is on."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def decision_linear(layer: nn.Linear, x: torch.Tensor) -> torch.Tensor:
+    """``layer(x)`` in float32: x [..., in] -> [..., out] float32, also under autocast.
+
+    Opcodes, write gates and buckets are argmaxes and signs of these logits. Under bf16 autocast
+    a linear's output is rounded to 8 significant bits (2.61 and 2.62 become one value), which
+    flips near-ties. A model trained that way learns decisions that its float32 forward, the one
+    chat and the evals run, does not take: on the shipped model, 2-3% of a layer's opcodes and
+    4-6% of its write buckets differed, and two GPU stages under autocast lost the opcodes that
+    answer impulses in float32 while keeping them under bf16.
+    """
+    if torch.is_autocast_enabled(x.device.type):
+        with torch.autocast(x.device.type, enabled=False):
+            return F.linear(x.float(), layer.weight, layer.bias)
+    return layer(x)
