@@ -316,6 +316,26 @@ def check_model(dev):
     net.zero_grad(set_to_none=True)
 
 
+def check_autocast_decisions(dev):
+    """Training runs under bf16 autocast, chat and the evals in float32: the logits that decisions
+    are taken from stay float32 (engine.vm.exact), so layer 0, whose input is the same in both,
+    must decide exactly alike; the layers above may differ only where their inputs do."""
+    net = build_model(dev, spread=True)
+    B, T = (2, 24) if DRY else (4, 512)
+    ids = torch.randint(0, 256, (B, T), device=dev, generator=torch.Generator(device=dev).manual_seed(3))
+    with torch.no_grad():
+        ref = net(ids, keep_state=False).aux
+        with torch.autocast(dev.type, dtype=torch.bfloat16):
+            got = net(ids, keep_state=False).aux
+    same = torch.equal(got["opcode_logits"][:, :, 0], ref["opcode_logits"][:, :, 0]) and \
+        torch.equal(got["opcodes"][:, :, 0], ref["opcodes"][:, :, 0])
+    RESULTS["checks"].append({"name": "autocast: layer 0 decision logits exact", "ok": same})
+    log(f"   {'ok ' if same else 'BAD'} autocast: layer 0 opcode logits and opcodes exact")
+    for layer in range(ref["opcodes"].shape[2]):
+        diff = float((got["opcodes"][:, :, layer] != ref["opcodes"][:, :, layer]).float().mean())
+        log(f"   info: layer {layer} opcodes differing under autocast: {diff:.3%}")
+
+
 def check_graphed_train(dev):
     """Fixed read capacities (engine.vm.static_reads) against the exact forward on the GPU (logits,
     state, gradients), then the CUDA-graphed training step (engine.train.graph_step) against the same
@@ -710,6 +730,7 @@ def main():
         section("check model triton vs naive", check_model, dev)
         section("check planner chains vs ranks", check_planner, dev)
         section("check graphed training step", check_graphed_train, dev)
+        section("check decisions under autocast", check_autocast_decisions, dev)
         section("time train", time_report, bench_train, dev)
         section("time train, batch 64", time_report, bench_train, dev, batch=64)
         section("time train, the default preset's batch and length", time_report, bench_train, dev,
@@ -725,6 +746,7 @@ def main():
     section("check model triton vs naive", check_model, dev)
     section("check planner chains vs ranks", check_planner, dev)
     section("check fast decode paths", check_fastpath, dev)
+    section("check decisions under autocast", check_autocast_decisions, dev)
     if DRY:
         return _finish(out)
     section("check graphed training step", check_graphed_train, dev)
