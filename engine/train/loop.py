@@ -94,9 +94,12 @@ def _teacher(batch: dict[str, torch.Tensor], p: float):
 
 # ---- held-out check -----------------------------------------------------------------------------
 @torch.no_grad()
-def heldout_check(model, cfg: TrainConfig, n_buckets: int, device: torch.device, autocast) -> dict:
+def heldout_check(model, cfg: TrainConfig, n_buckets: int, device: torch.device) -> dict:
     """CE, answer-byte accuracy (READ-labelled positions predicting the recalled byte) and the last
-    layer's opcode accuracy on labelled non-NOP positions, held-out split, model's own decisions."""
+    layer's opcode accuracy on labelled non-NOP positions, held-out split, model's own decisions.
+
+    In float32 whatever the training precision: that is how chat and the evals run the model, and
+    a model trained under bf16 autocast can decide differently there (MODEL.md, stages 7 to 9)."""
     from engine.curriculum.example import NOP, READ_MEM
     was = model.training
     model.eval()
@@ -105,8 +108,7 @@ def heldout_check(model, cfg: TrainConfig, n_buckets: int, device: torch.device,
     for i in range(n):
         b = to_device(make_batch(10_000_000 + i, min(cfg.batch_size, 16), cfg.seq_len, n_buckets,
                                  cfg.seed, 0, split="heldout"), device)
-        with autocast():
-            out = model(b["ids"], keep_state=False)
+        out = model(b["ids"], keep_state=False)
         logits = out.logits.float()
         ids = b["ids"]
         ce = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, 256), ids[:, 1:].reshape(-1))
@@ -335,7 +337,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, device: str | None = None, resu
             else:
                 bar.update(step, None, None)
             if main and cfg.eval_every and step % cfg.eval_every == 0:
-                h = heldout_check(model, cfg, n_buckets, dev, autocast)
+                h = heldout_check(model, cfg, n_buckets, dev)
                 h["step"] = step
                 history.append(h)
                 say(f"held-out @ {step}: {h}")
@@ -351,7 +353,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, device: str | None = None, resu
         bar.close()
     wall = elapsed0 + time.perf_counter() - t0
     if main and (not history or history[-1]["step"] != step):
-        h = heldout_check(model, cfg, n_buckets, dev, autocast)
+        h = heldout_check(model, cfg, n_buckets, dev)
         h["step"] = step
         history.append(h)
         say(f"held-out @ {step}: {h}")
