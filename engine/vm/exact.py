@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 
@@ -18,5 +17,5 @@ def decision_linear(layer: nn.Linear, x: torch.Tensor) -> torch.Tensor:
     """
     if torch.is_autocast_enabled(x.device.type):
         with torch.autocast(x.device.type, enabled=False):
-            return F.linear(x.float(), layer.weight, layer.bias)
+            return layer(x.float())  # the module itself, so a wrapper (a LoRA adapter) still applies
     return layer(x)

@@ -53,3 +53,27 @@ def test_first_layer_decides_the_same_under_autocast(seed):
         assert got[k].dtype == torch.float32, k
         assert torch.equal(got[k][:, :, 0], ref[k][:, :, 0]), f"layer 0 {k} differs under autocast"
     assert torch.equal(got["opcodes"][:, :, 0], ref["opcodes"][:, :, 0])
+
+
+def test_decision_linear_runs_a_wrapped_layer_whole_under_autocast():
+    """A wrapper around the linear (a LoRA adapter swaps one in) keeps its own term under autocast."""
+    class Wrapped(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.base = torch.nn.Linear(13, 5)
+            self.delta = torch.nn.Linear(13, 5, bias=False)
+
+        @property
+        def weight(self):  # what a wrapper exposes, as PEFT's lora.Linear does
+            return self.base.weight
+
+        def forward(self, x):
+            return self.base(x) + self.delta(x)
+
+    torch.manual_seed(2)
+    layer = Wrapped()
+    x = torch.randn(6, 13)
+    want = layer(x)
+    with BF16():
+        got = decision_linear(layer, x)
+    assert got.dtype == torch.float32 and torch.equal(got, want)
