@@ -99,7 +99,10 @@ def heldout_check(model, cfg: TrainConfig, n_buckets: int, device: torch.device)
     layer's opcode accuracy on labelled non-NOP positions, held-out split, model's own decisions.
 
     In float32 whatever the training precision: that is how chat and the evals run the model, and
-    a model trained under bf16 autocast can decide differently there (MODEL.md, stages 7 to 9)."""
+    a model trained under bf16 autocast can decide differently there (MODEL.md, stages 7 to 9).
+    For MOSAIC also ``impulses``: the balanced share of 4 held-out impulses of each kind answered
+    with the fitting opcodes (``mosaic eval impulses``), which a NOP-labelled decision decides and
+    ``opcode_acc`` does not count."""
     from engine.curriculum.example import NOP, READ_MEM
     was = model.training
     model.eval()
@@ -121,6 +124,9 @@ def heldout_check(model, cfg: TrainConfig, n_buckets: int, device: torch.device)
             lab = b["opcode"]
             m = lab > NOP
             tot["opcode_acc"] += float(((out.aux["opcodes"][..., -1] == lab) & m).sum() / m.sum().clamp(min=1)) / n
+    if out.aux:
+        from engine.eval.impulses import evaluate_impulses
+        tot["impulses"] = evaluate_impulses(model, "mosaic", samples=4, n_buckets=n_buckets)["balanced"]
     model.train(was)
     return {k: round(v, 4) for k, v in tot.items()}
 

@@ -57,7 +57,8 @@ def render_card(info: dict, evals: dict | None = None) -> str:
     hist = info.get("heldout") or []
     if hist:
         lines += ["## Held-out checks during training", "",
-                  _table(hist, ["step", "ce", "answer_byte_acc", "opcode_acc"]), ""]
+                  _table(hist, ["step", "ce", "answer_byte_acc", "opcode_acc"]
+                         + (["impulses"] if "impulses" in hist[-1] else [])), ""]
     if evals:
         lines += ["## Evaluation", ""]
         rec = evals.get("recall")

@@ -269,3 +269,18 @@ def test_a_window_stage_continues_the_baseline_at_its_own_size(tmp_path):
     assert fresh.config.d_model != trained.config.d_model
     again = build_model(train_preset("default", arch="window", seq_len=96, init_from=str(tmp_path / "one")))[0]
     assert again.config == dataclasses.replace(trained.config, window=96)
+
+
+def test_heldout_check_measures_impulses_in_float32():
+    """The held-out check reports MOSAIC's impulse answers (balanced share, 0-1), and it is the
+    evaluation's figure: always idling scores 0.5 there, whatever the opcode accuracy says."""
+    from engine.eval.impulses import evaluate_impulses
+    from engine.train.loop import build_model, heldout_check
+
+    cfg = train_preset("tiny", seq_len=64, batch_size=2)
+    model, _, _, n_buckets = build_model(cfg)
+    h = heldout_check(model, cfg, n_buckets, torch.device("cpu"))
+    assert set(h) == {"ce", "answer_byte_acc", "opcode_acc", "impulses"}
+    assert h["impulses"] == round(evaluate_impulses(model, "mosaic", samples=4, n_buckets=n_buckets)["balanced"], 4)
+    window, _, _, _ = build_model(cfg.replace(arch="window"))
+    assert "impulses" not in heldout_check(window, cfg.replace(arch="window"), n_buckets, torch.device("cpu"))
