@@ -271,9 +271,9 @@ def test_a_window_stage_continues_the_baseline_at_its_own_size(tmp_path):
     assert again.config == dataclasses.replace(trained.config, window=96)
 
 
-def test_heldout_check_measures_impulses_in_float32():
-    """The held-out check reports MOSAIC's impulse answers (balanced share, 0-1), and it is the
-    evaluation's figure: always idling scores 0.5 there, whatever the opcode accuracy says."""
+def test_heldout_check_reports_impulses():
+    """The held-out check reports MOSAIC's impulse answers as ``mosaic eval impulses`` scores them
+    (the balanced share over 4 impulses of each kind); the window baseline has no opcodes."""
     from engine.eval.impulses import evaluate_impulses
     from engine.train.loop import build_model, heldout_check
 
