@@ -165,6 +165,9 @@ def consolidation_cmd(
     seed: int = typer.Option(0, "--seed"),
     lr: float = typer.Option(3e-3, "--lr", help="Adapter learning rate."),
     rank: int = typer.Option(8, "--rank", help="LoRA rank."),
+    rehearse: bool = typer.Option(True, "--rehearse/--no-rehearse",
+                                  help="Also train each replayed fact as a question and its answer, "
+                                       "as the runtime does (--no-rehearse: replay turns only)."),
     plot_path: Optional[Path] = typer.Option(None, "--plot", help="Write a PNG of recall and loss per pass."),
     as_json: bool = JsonOpt,
 ) -> None:
@@ -184,7 +187,7 @@ def consolidation_cmd(
         fail(f"cannot load the model: {str(exc).splitlines()[0] if str(exc) else exc}")
     if torch.cuda.is_available():
         net = net.cuda()
-    settings = ConsolidationSettings(passes=passes, seed=seed, lr=lr, rank=rank)
+    settings = ConsolidationSettings(passes=passes, seed=seed, lr=lr, rank=rank, rehearse=rehearse)
     say = None if as_json else typer.echo
     result = run_consolidation(net, ks, settings, progress=say)
     if plot_path is not None:

@@ -12,8 +12,10 @@ For each K in ``facts``:
 4. M idle passes: the learner consolidates on its buffer (the told conversation)
    plus replays the model makes from its own memory (a REPLAY turn cued with the
    key, the value decoded greedily from memory: what the model recalls, right or
-   wrong, never the true value). Every pass is guarded by probes (held-out
-   curriculum examples, distinct from the ones measured, plus the replays).
+   wrong, never the true value), each also rehearsed as a question and its answer
+   (``engine.learn.rehearsal``; ``rehearse=False`` leaves that out). Every pass is
+   guarded by probes (held-out curriculum examples, distinct from the ones
+   measured, plus the replays).
 5. After each pass: recall on a wiped state, and the held-out curriculum loss.
    Before and after all passes: the loss on unseen training-split examples too
    (the told facts use held-out phrasings, which can flatter the held-out loss).
@@ -55,6 +57,7 @@ class ConsolidationSettings:
     heldout_examples: int = 4
     heldout_length: int = 256
     self_replay: bool = True
+    rehearse: bool = True       # replays also trained as a question and answer (LearnerConfig)
 
 
 @dataclass
@@ -185,7 +188,8 @@ def run_consolidation(model: nn.Module, facts: tuple[int, ...] = (16,),
         learner = OnlineLearner(net, LearnerConfig(
             rank=s.rank, alpha=2.0 * s.rank, lr=s.lr, window=s.window, batch_windows=s.batch_windows,
             steps_per_update=s.steps_per_pass, update_every=10**9, seed=s.seed,
-            anchor_batch=s.anchor_batch, anchor_weight=s.anchor_weight), guard=guard, anchors=anchors)
+            anchor_batch=s.anchor_batch, anchor_weight=s.anchor_weight, rehearse=s.rehearse),
+            guard=guard, anchors=anchors)
         learner.observe(told)
         learner.add_replays(replays)
         curve = []

@@ -28,6 +28,7 @@ from torch import nn
 
 from engine.learn import adapters as lora
 from engine.learn.guard import Guard, ProbeScore, batch_loss
+from engine.learn.rehearsal import rehearsal
 
 Event = dict[str, Any]
 
@@ -50,6 +51,7 @@ class LearnerConfig:
     steps_per_update: int = 1    # optimizer steps per online update
     anchor_batch: int = 2        # anchor windows per step (0: none)
     anchor_weight: float = 1.0   # weight of the KL(base || adapted) term on anchors
+    rehearse: bool = True        # each replayed fact is also trained as a question and answer
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -158,12 +160,15 @@ class OnlineLearner:
     def add_replays(self, replays: Iterable[Sequence[int] | str]) -> list[list[int]]:
         """Keep replay texts (REPLAY turns, recalled facts) for consolidation; long ones are cut into windows.
 
-        A piece already in the buffer is not added again (the runtime may hand over its
-        whole replay buffer at every idle pass). Returns the pieces added.
+        With ``config.rehearse``, a replayed fact ("the <key> is <value>") also brings its
+        question-and-answer turns (:func:`engine.learn.rehearsal.rehearsal`): what a person's
+        question needs the adapters to answer. A piece already in the buffer is not added
+        again (the runtime may hand over its whole replay buffer at every idle pass).
+        Returns the pieces added.
         """
         added = []
         w = self.config.window
-        for r in replays:
+        for r in self._with_rehearsals(replays):
             ids = _as_ids(r)
             for i in range(0, len(ids), w):
                 piece = ids[i:i + w]
@@ -173,6 +178,15 @@ class OnlineLearner:
                     if self.replay_log is not None:
                         self.replay_log.append(piece, "replay")
         return added
+
+    def _with_rehearsals(self, replays: Iterable[Sequence[int] | str]) -> Iterable[Sequence[int] | str]:
+        for r in replays:
+            yield r
+            if self.config.rehearse:
+                text = r if isinstance(r, str) else bytes(_as_ids(r)).decode("utf-8", errors="replace")
+                dialogue = rehearsal(text)
+                if dialogue is not None:
+                    yield dialogue
 
     # ---- learning ------------------------------------------------------
     def maybe_update(self) -> list[Event]:

@@ -572,7 +572,7 @@ class Engine:
         if target is Target.LEARNER and self.learner is not None:
             try:
                 if hasattr(self.learner, "consolidate"):
-                    self._learner_events(self.learner.consolidate(list(self.consolidator.replay_buffer)))
+                    self._learner_events(self.learner.consolidate(self._replay_turns(self.consolidator.replay_buffer)))
                 else:
                     info = self.learner(list(self.consolidator.replay_buffer)) or {}
                     if "adapter_version" in info:
@@ -662,7 +662,7 @@ class Engine:
                 self.metrics.on_consolidated()
                 if self.learner is not None and hasattr(self.learner, "add_replays") and res.replays:
                     try:
-                        self.learner.add_replays(res.replays)
+                        self.learner.add_replays(self._replay_turns(res.replays))
                     except Exception as exc:
                         self._error("learner", exc)
                 self.counters["consolidations"] += 1
@@ -672,6 +672,12 @@ class Engine:
             self._error("consolidation", exc)
         finally:
             self._status = "idle"
+
+    @staticmethod
+    def _replay_turns(texts: Any) -> list[str]:
+        # the learner trains on whole REPLAY turns, as the curriculum writes them and the
+        # consolidation measure feeds them; the consolidator keeps the bare recalled texts
+        return [stream.replay(t) for t in texts]
 
     # -- persistence --------------------------------------------------------------------------
     def _runtime_dict(self) -> dict[str, Any]:

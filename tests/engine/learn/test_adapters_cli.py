@@ -104,5 +104,9 @@ def test_eval_consolidation_json_and_plot(model, tmp_path):
     assert [r["facts"] for r in data["runs"]] == [2, 3]
     assert [len(r["curve"]) for r in data["runs"]] == [2, 2]
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert data["settings"]["rehearse"] is True   # as the runtime learns
+    plain = runner.invoke(eval_app, ["consolidation", "--model", str(path), "--facts", "1",
+                                     "--passes", "0", "--no-rehearse", "--json"])
+    assert plain.exit_code == 0 and json.loads(plain.output)["settings"]["rehearse"] is False
     bad = runner.invoke(eval_app, ["consolidation", "--facts", "x"])
     assert bad.exit_code == 1 and "--facts" in bad.output

@@ -143,9 +143,10 @@ def test_consolidation_lowers_the_loss_on_its_replays(model):
     events = learner.consolidate([fact] * 4, passes=6)
     assert [e["type"] for e in events] == ["AdapterUpdated"] * 6
     assert float(learner_loss(learner, fact)) < before
-    assert learner.snapshot()["buffered_replays"] == 1  # the same replay is kept once
-    learner.consolidate([fact, "\x17the gate code is 77\n"], passes=0)
+    # the same replay is kept once, with its rehearsal as a question and answer
     assert learner.snapshot()["buffered_replays"] == 2
+    learner.consolidate([fact, "\x17the gate code is 77\n"], passes=0)
+    assert learner.snapshot()["buffered_replays"] == 4
 
 
 def learner_loss(learner, text):

@@ -94,7 +94,8 @@ def test_replay_log_round_trip_skips_a_torn_line(model):
     seqs = read_replay_log("s3")
     assert seqs[:2] == [list(b"\x11remember that t"), list(b"he door code is ")]
     assert seqs[2] == list(b"\x17the door code i")  # replays are cut into windows too
-    assert len(seqs) == 4
+    assert bytes(sum(seqs[4:], [])) == b"\x11what is the door code?\n\x12the door code is 4417.\n"  # rehearsal
+    assert len(seqs) == 7
     ex = replay_examples("s3", max_len=8)
     assert all(len(e["ids"]) <= 8 and e["opcode"] == [-1] * len(e["ids"]) for e in ex)
     assert sum(len(e["ids"]) for e in ex) == sum(len(s) for s in seqs)

@@ -345,6 +345,8 @@ def test_learner_hook_sees_turn_bytes_and_replays():
         assert eng.stop()
     assert bytes(learner.seen).startswith(b"\x11learn this\n\x12ok\n")
     assert learner.replays and eng.latest_snapshot().adapter_version == "1"
+    # whole REPLAY turns, as the curriculum writes them (the consolidator keeps bare texts)
+    assert all(r.startswith("\x17") and r.endswith("\n") and "\n" not in r[:-1] for r in learner.replays)
 
 
 def test_session_of_another_model_is_refused_not_discarded():
