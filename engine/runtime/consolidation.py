@@ -1,9 +1,11 @@
 """Idle consolidation: work on a FORK of the live state, report what should change, touch nothing.
 
 One pass:
-  1. replay   -- cue-free recall: feed the REPLAY role byte to a fork and let the model write
-                 out what it holds, a few times; the texts go to the replay buffer that the
-                 medium timescale (engine.learn) trains on.
+  1. replay   -- recall: feed the REPLAY role byte and a stored fact's cue ("the door code
+                 is ", engine.runtime.cues) to a fork and let the model write the value from
+                 memory, greedily; with no cue known, cue-free: the REPLAY byte alone, sampled,
+                 a few times. The texts go to the replay buffer that the medium timescale
+                 (engine.learn) trains on.
   2. prune    -- choose slots whose utility is low or whose write is old (in tokens); the
                  engine thread applies these to the live state and reports them.
   3. rehearse -- feed the replayed texts back through a fork (the parallel forward path) and
@@ -17,7 +19,7 @@ import math
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import torch
 
@@ -29,7 +31,8 @@ END_BYTE = ord(stream.END)
 
 @dataclass
 class ConsolidationConfig:
-    replays: int = 4                  # cue-free recalls per pass
+    replays: int = 4                  # cue-free recalls per pass (when no fact's cue is known)
+    cued_replays: int = 8             # cued recalls per pass, taking the known cues in turn
     replay_bytes: int = 64            # cap on one recall's length
     temperature: float = 0.7          # >0 so the recalls differ
     prune_min_utility: float = 0.05   # valid slots under this utility are pruned
@@ -70,6 +73,7 @@ class Consolidator:
         self.config = config or ConsolidationConfig()
         self.replay_buffer: deque[str] = deque(maxlen=self.config.replay_buffer)
         self._gen = torch.Generator().manual_seed(seed)
+        self._cue_turn = 0                # where the next pass starts in the list of cues
 
     def _step(self, byte: int, state: Any, should_abort: Callable[[], bool], res: ConsolidationResult) -> Any:
         if should_abort():
@@ -96,6 +100,32 @@ class Consolidator:
             out = self._step(b, fork, should_abort, res)
         return stream.clean(bytes(got).decode("utf-8", errors="replace"))
 
+    def _cued_recall(self, base: Any, cue: str, should_abort: Callable[[], bool],
+                     res: ConsolidationResult) -> str:
+        """One recall of a stored fact by its cue on its own fork of ``base``: the REPLAY byte and
+        the cue, then the value greedily to END. Returns "" when nothing follows the cue."""
+        fork = base.fork()
+        out = None
+        for b in (stream.REPLAY + cue).encode("utf-8"):
+            out = self._step(b, fork, should_abort, res)
+        got: list[int] = []
+        for _ in range(self.config.replay_bytes):
+            b = int(out.logits[0].float().argmax())
+            if b == END_BYTE:
+                break
+            got.append(b)
+            out = self._step(b, fork, should_abort, res)
+        value = stream.clean(bytes(got).decode("utf-8", errors="replace")).strip()
+        return cue + value if value else ""
+
+    def _next_cues(self, cues: Sequence[str]) -> list[str]:
+        """This pass's share of ``cues``: ``cued_replays`` of them, continuing where the last pass
+        stopped, so that every known fact is replayed in turn."""
+        k = min(self.config.cued_replays, len(cues))
+        start = self._cue_turn % len(cues) if cues else 0
+        self._cue_turn = start + k
+        return [cues[(start + i) % len(cues)] for i in range(k)]
+
     def _choose_prunes(self, state: Any) -> list[tuple[int, int, int]]:
         cfg = self.config
         pos = int(state.position[0])
@@ -113,16 +143,26 @@ class Consolidator:
         return [(li, b, w) for _, li, b, w in cands[: cfg.max_prunes]]
 
     @torch.no_grad()
-    def run(self, live_state: Any, should_abort: Callable[[], bool] = lambda: False) -> ConsolidationResult:
-        """One pass on a fork of ``live_state`` (which is only read). Returns what it did and proposes."""
+    def run(self, live_state: Any, should_abort: Callable[[], bool] = lambda: False,
+            cues: Sequence[str] = ()) -> ConsolidationResult:
+        """One pass on a fork of ``live_state`` (which is only read). Returns what it did and proposes.
+
+        cues: the stored facts' cues ("the door code is ", :func:`engine.runtime.cues.fact_cues`);
+        when there are any, the pass replays by cue and makes no cue-free recall, whose keys are
+        the model's inventions.
+        """
         t0 = time.perf_counter()
         res = ConsolidationResult()
         base = live_state.fork()
         res.valid_slots = sum(int(l.mem_valid[0].sum()) for l in base.layers)
         try:
+            for cue in self._next_cues(cues) if res.valid_slots else []:
+                text = self._cued_recall(base, cue, should_abort, res)
+                if text:
+                    res.replays.append(text)
             # Cue-free replay recalls what memory holds; with nothing stored it would only
             # feed the replay buffer (and the learner) the model's inventions.
-            for _ in range(self.config.replays if res.valid_slots else 0):
+            for _ in range(self.config.replays if res.valid_slots and not cues else 0):
                 text = self._recall(base, should_abort, res)
                 if text:
                     res.replays.append(text)

@@ -31,6 +31,7 @@ import prompts
 from prompts import stream
 from engine.runtime.bus import EventBus, PriorityInbox
 from engine.runtime.consolidation import ConsolidationConfig, Consolidator, apply_prunes
+from engine.runtime.cues import Tape, fact_cues
 from engine.runtime.drives import HomeostaticLoop, IntrinsicDrive, default_drives
 from engine.runtime.events import PRIORITY_CONTROL, PRIORITY_USER, Event
 from engine.runtime.ledger import CommitmentLedger
@@ -159,7 +160,11 @@ class Engine:
         self._dirty = False                  # state or ledger changed since the last save
         self.generation = 0
 
+        # the recent stream at its positions, for the stored facts' cues (engine.runtime.cues);
+        # a session saves it with its runtime fields
+        self._saved_tape: Any = None
         self.state = self._load_or_init()
+        self._tape = Tape.from_dict(self._saved_tape, end=int(self.state.position[0]))
         n_layers = len(self.state.layers)
         self._snap = SnapshotBuilder(n_layers, c.snapshot_hz, c.opcode_history)
 
@@ -182,6 +187,7 @@ class Engine:
             if k in self.counters:
                 self.counters[k] = int(v)
         self.generation = loaded.generation
+        self._saved_tape = rt.get("tape")
         self._emit(Event("SessionLoaded", {"session": self.session.name, "generation": loaded.generation,
                                            "position": int(loaded.state.position[0]),
                                            "memory_digest": state_digest(loaded.state),
@@ -402,6 +408,7 @@ class Engine:
         delta = int(cd[0, -1]) if cd is not None else 0
         self._last_logits = out.logits
         self._turn_bytes.append(byte)
+        self._tape.put(self._tape.end, (byte,))
         self._maybe_snapshot()
         return _StepView(ops[-1], opnames, out.logits, delta)
 
@@ -452,6 +459,7 @@ class Engine:
         self._dirty = True
         self._last_logits = out.logits[:, -1]
         self._turn_bytes.extend(data)
+        self._tape.put(start, data)
         self._maybe_snapshot()
         return [row[-1] for row in ops]
 
@@ -572,7 +580,8 @@ class Engine:
         if target is Target.LEARNER and self.learner is not None:
             try:
                 if hasattr(self.learner, "consolidate"):
-                    self._learner_events(self.learner.consolidate(self._replay_turns(self.consolidator.replay_buffer)))
+                    replays = self._replay_turns(self.consolidator.replay_buffer)
+                    self._learner_events(self.learner.consolidate(replays))
                 else:
                     info = self.learner(list(self.consolidator.replay_buffer)) or {}
                     if "adapter_version" in info:
@@ -653,7 +662,8 @@ class Engine:
         self._last_consolidation = time.monotonic()
         try:
             res = self.consolidator.run(self.state, should_abort=lambda: len(self._inbox) > 0
-                                        or self._stopping.is_set())
+                                        or self._stopping.is_set(),
+                                        cues=fact_cues(self.state, self._tape))
             if not res.aborted:
                 # the prunes were chosen on the fork; only the engine thread touches the live state
                 res.prunes = [p for p in res.prunes if bool(self.state.layers[p[0]].mem_valid[0, p[1], p[2]])]
@@ -682,7 +692,7 @@ class Engine:
     # -- persistence --------------------------------------------------------------------------
     def _runtime_dict(self) -> dict[str, Any]:
         return {"ledger": self.ledger.to_dict(), "metrics": self.metrics.to_dict(),
-                "counters": dict(self.counters), "saved_ts": time.time()}
+                "counters": dict(self.counters), "tape": self._tape.to_dict(), "saved_ts": time.time()}
 
     def _save(self, reason: str) -> None:
         if self.session is None:

@@ -394,6 +394,13 @@ def test_prefill_and_stepping_leave_the_same_state():
     assert torch.allclose(a._last_logits, b._last_logits, atol=1e-4)
     assert a.counters["tokens"] == b.counters["tokens"] == len(text.encode())
     assert a.counters["writes"] <= b.counters["writes"]   # prefill counts slots, stepping counts writes
+    # both keep the stream on the tape at the state's positions (the stored facts' cues come from it)
+    end = int(a.state.position[0])
+    assert a._tape.end == b._tape.end == end
+    assert a._tape.before(end, 1000) == b._tape.before(end, 1000) == text.encode()
+    a._feed("\x12ok\n")
+    b._feed("\x12ok\n")
+    assert a._tape.before(end + 4, 8) == b._tape.before(end + 4, 8) == (text + "\x12ok\n").encode()[-8:]
 
 
 def test_consolidation_replays_only_what_memory_holds():
