@@ -204,6 +204,10 @@ def consolidation_cmd(
                    f"{run['recall_after_wipe']:>7.2f}   "
                    f"{run['heldout_loss_before']:.4f} -> {run['heldout_loss_after']:<9.4f}"
                    f"{100 * run['heldout_loss_delta']:>+7.2f}% {100 * run['train_split_loss_delta']:>+17.2f}%")
+    for run in result["runs"]:
+        right = run["replay_values_correct"]
+        typer.echo(f"K={run['facts']}: {run['cues_found']} stored facts' cues found, "
+                   f"{'no' if right is None else f'{100 * right:.1f}% of the'} facts replayed right")
     if plot_path is not None:
         typer.echo(f"plot: {plot_path}")
 

@@ -10,9 +10,10 @@ For each K in ``facts``:
 3. Recall *from weights alone, before consolidation*: the same questions on a
    wiped state (``state.reset()``). This is the control: what the base weights know.
 4. M idle passes: the learner consolidates on its buffer (the told conversation)
-   plus replays the model makes from its own memory (a REPLAY turn cued with the
-   key, the value decoded greedily from memory: what the model recalls, right or
-   wrong, never the true value), each also rehearsed as a question and its answer
+   plus replays the model makes from its own memory as the runtime does (a REPLAY
+   turn cued with the words the runtime finds before each stored value, the value
+   decoded greedily from memory: what the model recalls, right or wrong, never the
+   true value), each also rehearsed as a question and its answer
    (``engine.learn.rehearsal``; ``rehearse=False`` leaves that out). Every pass is
    guarded by probes (held-out curriculum examples, distinct from the ones
    measured, plus the replays).
@@ -115,23 +116,18 @@ def _recall(model: nn.Module, state, questions: list[_Question]) -> tuple[float,
 
 
 @torch.no_grad()
-def _self_replays(model: nn.Module, state, questions: list[_Question], max_bytes: int = 12) -> list[str]:
-    """REPLAY turns the model writes from its memory: cue "the <key> is ", value decoded greedily."""
-    dev = _device(model)
-    replays = []
-    for q in questions:
-        cue = (stream.REPLAY + f"the {q.key} is ").encode("utf-8")
-        st = state.fork()
-        out = model(torch.tensor([list(cue)], device=dev), state=st)
-        st = out.state
-        nxt = int(out.logits[0, -1].argmax())
-        got = []
-        while nxt != ord(stream.END) and len(got) < max_bytes:
-            got.append(nxt)
-            nxt = int(model.step(torch.tensor([nxt], device=dev), st).logits[0].argmax())
-        text = bytes(got).decode("utf-8", errors="replace")
-        replays.append(stream.replay(f"the {q.key} is {text}"))
-    return replays
+def _self_replays(model: nn.Module, state, told: list[int]) -> tuple[list[str], int]:
+    """REPLAY turns as the runtime makes them: each stored fact's cue read off the told stream
+    (``engine.runtime.cues``), then its value recalled greedily from memory by the consolidator.
+    Returns (the REPLAY turns, the number of cues found)."""
+    from engine.runtime.consolidation import ConsolidationConfig, Consolidator
+    from engine.runtime.cues import Tape, fact_cues
+
+    tape = Tape(capacity=len(told))
+    tape.put(0, told)                  # a fresh state's positions start at 0
+    cues = fact_cues(state, tape)
+    res = Consolidator(model, ConsolidationConfig(cued_replays=len(cues))).run(state, cues=cues)
+    return [stream.replay(t) for t in res.replays], len(cues)
 
 
 @torch.no_grad()
@@ -178,9 +174,9 @@ def run_consolidation(model: nn.Module, facts: tuple[int, ...] = (16,),
         run["recall_wiped_before"], run["answer_bytes_wiped_before"] = _recall(net, wiped, questions)
         run["heldout_loss_before"] = _heldout_loss(net, measured)
         run["train_split_loss_before"] = _heldout_loss(net, seen_split)
-        replays = _self_replays(net, state, questions) if s.self_replay else []
+        replays, run["cues_found"] = _self_replays(net, state, told) if s.self_replay else ([], 0)
         run["replay_values_correct"] = (
-            sum(r == stream.replay(f"the {q.key} is {q.value}") for r, q in zip(replays, questions))
+            sum(stream.replay(f"the {q.key} is {q.value}") in replays for q in questions)
             / max(1, len(questions)) if replays else None)
         guard = Guard(probes, max_facts=max(16, k), tolerance=s.tolerance)
         for r in replays:

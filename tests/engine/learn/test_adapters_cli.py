@@ -108,5 +108,7 @@ def test_eval_consolidation_json_and_plot(model, tmp_path):
     plain = runner.invoke(eval_app, ["consolidation", "--model", str(path), "--facts", "1",
                                      "--passes", "0", "--no-rehearse", "--json"])
     assert plain.exit_code == 0 and json.loads(plain.output)["settings"]["rehearse"] is False
+    table = runner.invoke(eval_app, ["consolidation", "--model", str(path), "--facts", "1", "--passes", "0"])
+    assert table.exit_code == 0 and "stored facts' cues found" in table.output, table.output
     bad = runner.invoke(eval_app, ["consolidation", "--facts", "x"])
     assert bad.exit_code == 1 and "--facts" in bad.output
