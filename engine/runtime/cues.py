@@ -1,8 +1,9 @@
 """What preceded each stored fact: the cues that let consolidation replay a fact by its key.
 
 Memory holds values, not the words that keyed them, so a cue-free replay has to invent the key:
-on 16 held-out facts the shipped model's cue-free replays named none of the told keys (it
-wrote "the daily train is 447161" for "the daily tent pin is 447161"). The engine keeps the
+told 16 held-out facts (three conversations), the shipped model's 24 cue-free replays named none
+of the told keys (sampled cooler than the runtime does, it wrote "the daily train is 447161" for
+"the daily tent pin is 447161"). The engine keeps the
 recent stream on a :class:`Tape`; a slot's ``mem_age`` is the stream position of the value
 byte it holds, so the text just before the first byte of a written run is the fact's cue
 ("... remember that the door code is " -> "the door code is "), and a replay cued with it
