@@ -45,6 +45,7 @@ class ConsolidationConfig:
 @dataclass
 class ConsolidationResult:
     replays: list[str] = field(default_factory=list)
+    cued: int = 0                     # how many of the replays were recalled by a fact's cue
     prunes: list[tuple[int, int, int]] = field(default_factory=list)   # (layer, bucket, way)
     rehearsal_nll: float | None = None
     valid_slots: int = 0
@@ -53,7 +54,7 @@ class ConsolidationResult:
     aborted: bool = False
 
     def to_payload(self, reason: str) -> dict[str, Any]:
-        return {"reason": reason, "aborted": self.aborted, "replays": len(self.replays),
+        return {"reason": reason, "aborted": self.aborted, "replays": len(self.replays), "cued": self.cued,
                 "replay_texts": [t[:80] for t in self.replays],
                 "prunes": [list(p) for p in self.prunes], "pruned": len(self.prunes),
                 "rehearsal_nll": None if self.rehearsal_nll is None else round(self.rehearsal_nll, 4),
@@ -160,6 +161,7 @@ class Consolidator:
                 text = self._cued_recall(base, cue, should_abort, res)
                 if text:
                     res.replays.append(text)
+                    res.cued += 1
             # Cue-free replay recalls what memory holds; with nothing stored it would only
             # feed the replay buffer (and the learner) the model's inventions.
             for _ in range(self.config.replays if res.valid_slots and not cues else 0):

@@ -7,7 +7,8 @@ from engine.runtime.consolidation import ConsolidationConfig, Consolidator
 from engine.runtime.cues import Tape, cue_of, fact_cues
 from runtime_fakes import tiny_model
 
-TOLD = b"\x11hello\n\x12hi.\n\x11remember that the door code is 4417\n\x12ok.\n\x11the blue bike is kv92\n\x12ok.\n"
+TOLD = (b"\x11hello\n\x12hi.\n\x11remember that the door code is 4417\n\x12ok.\n"
+        b"\x11the blue bike is kv92\n\x12ok.\n")
 
 
 def test_the_tape_keeps_the_last_bytes_at_their_positions():
@@ -71,8 +72,9 @@ def test_a_pass_with_cues_replays_each_cue_in_turn_and_makes_no_cue_free_recall(
     assert asked == cues + cues                 # two per pass, every cue in turn
     assert [p.replays for p in passes[:2]] == [["the door code is 42", "the blue bike is 42"],
                                                 ["the gate pin is 42", "the door code is 42"]]
+    assert [p.cued for p in passes] == [2, 2, 2]
     free = cons.run(state)                      # no cue known: cue-free recalls, as before
-    assert len(asked) == 6 and free.steps > 0
+    assert len(asked) == 6 and free.steps > 0 and free.cued == 0
 
 
 def test_a_cued_recall_writes_after_the_cue_on_a_fork():
@@ -85,6 +87,7 @@ def test_a_cued_recall_writes_after_the_cue_on_a_fork():
         state, cues=["the door code is "])
     assert res.steps >= len("\x17the door code is ")
     assert all(r.startswith("the door code is ") and len(r) > len("the door code is ") for r in res.replays)
+    assert res.cued == len(res.replays) and res.to_payload("idle")["cued"] == res.cued
     assert all(torch.equal(t, before[k]) for k, t in state.named_tensors().items())   # only read
 
 
