@@ -142,3 +142,12 @@ def test_chat_help_names_the_engines_cap_on_tool_turns():
     chat = typer.main.get_command(app).commands["chat"]
     (option,) = [p for p in chat.params if p.name == "max_turn_bytes"]
     assert f"may run to {EngineConfig().max_code_turn_bytes:,})" in option.help
+
+
+def test_watch_human_line_for_a_consolidation_pass_says_how_many_replays_were_cued():
+    from engine.runtime.events import Event
+    from mosaic_cli.chat_cmd import _human_line
+
+    ev = Event("Consolidated", {"replays": 3, "cued": 2, "pruned": 1, "aborted": False, "seconds": 0.21})
+    line = _human_line(ev)
+    assert "Consolidated replays=3 cued=2 pruned=1 " in line and line.endswith("0.21s")
