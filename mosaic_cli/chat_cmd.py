@@ -106,8 +106,8 @@ def _human_line(ev: Any) -> str | None:
     if ev.type == "Impulse":
         return f"{stamp} Impulse {p.get('drive')} urgency={p.get('urgency', 0):.3f} -> {p.get('target')}"
     if ev.type == "Consolidated":
-        return (f"{stamp} Consolidated replays={p.get('replays')} cued={p.get('cued', 0)} pruned={p.get('pruned')} "
-                f"{'aborted ' if p.get('aborted') else ''}{p.get('seconds')}s")
+        return (f"{stamp} Consolidated replays={p.get('replays')} cued={p.get('cued', 0)} "
+                f"pruned={p.get('pruned')} {'aborted ' if p.get('aborted') else ''}{p.get('seconds')}s")
     if ev.type == "EngineError":
         return f"{stamp} EngineError in {p.get('where')}: {p.get('error')}"
     short = ", ".join(f"{k}={v}" for k, v in p.items() if not isinstance(v, (list, dict)))[:160]

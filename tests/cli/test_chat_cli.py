@@ -148,6 +148,7 @@ def test_watch_human_line_for_a_consolidation_pass_says_how_many_replays_were_cu
     from engine.runtime.events import Event
     from mosaic_cli.chat_cmd import _human_line
 
-    ev = Event("Consolidated", {"replays": 3, "cued": 2, "pruned": 1, "aborted": False, "seconds": 0.21})
+    ev = Event("Consolidated", {"replays": 3, "cued": 2, "pruned": 1, "aborted": False,
+                                "seconds": 0.21})
     line = _human_line(ev)
     assert "Consolidated replays=3 cued=2 pruned=1 " in line and line.endswith("0.21s")
