@@ -83,15 +83,18 @@ class Consolidator:
         ids = torch.tensor([byte], dtype=torch.long, device=state.device)
         return self.model.step(ids, state)
 
-    def _recall(self, base: Any, should_abort: Callable[[], bool], res: ConsolidationResult) -> str:
-        """One cue-free recall on its own fork of ``base``: REPLAY byte, then sample to END."""
+    def _recall(self, base: Any, should_abort: Callable[[], bool], res: ConsolidationResult,
+                cue: str = "", temperature: float = 0.0) -> str:
+        """One recall on its own fork of ``base``: the REPLAY byte and ``cue``, then the model's
+        bytes to END (sampled at ``temperature``, greedy at 0). Returns what it wrote, cleaned."""
         fork = base.fork()
-        out = self._step(REPLAY_BYTE, fork, should_abort, res)
+        for b in (stream.REPLAY + cue).encode("utf-8"):
+            out = self._step(b, fork, should_abort, res)
         got: list[int] = []
         for _ in range(self.config.replay_bytes):
             logits = out.logits[0].float()
-            if self.config.temperature > 0:
-                probs = torch.softmax(logits / self.config.temperature, dim=-1)
+            if temperature > 0:
+                probs = torch.softmax(logits / temperature, dim=-1)
                 b = int(torch.multinomial(probs.cpu(), 1, generator=self._gen))
             else:
                 b = int(logits.argmax())
@@ -103,20 +106,9 @@ class Consolidator:
 
     def _cued_recall(self, base: Any, cue: str, should_abort: Callable[[], bool],
                      res: ConsolidationResult) -> str:
-        """One recall of a stored fact by its cue on its own fork of ``base``: the REPLAY byte and
-        the cue, then the value greedily to END. Returns "" when nothing follows the cue."""
-        fork = base.fork()
-        out = None
-        for b in (stream.REPLAY + cue).encode("utf-8"):
-            out = self._step(b, fork, should_abort, res)
-        got: list[int] = []
-        for _ in range(self.config.replay_bytes):
-            b = int(out.logits[0].float().argmax())
-            if b == END_BYTE:
-                break
-            got.append(b)
-            out = self._step(b, fork, should_abort, res)
-        value = stream.clean(bytes(got).decode("utf-8", errors="replace")).strip()
+        """A stored fact recalled by its cue, greedily: the cue and the value, or "" when the
+        model writes no value after the cue."""
+        value = self._recall(base, should_abort, res, cue=cue).strip()
         return cue + value if value else ""
 
     def _next_cues(self, cues: Sequence[str]) -> list[str]:
@@ -165,7 +157,7 @@ class Consolidator:
             # Cue-free replay recalls what memory holds; with nothing stored it would only
             # feed the replay buffer (and the learner) the model's inventions.
             for _ in range(self.config.replays if res.valid_slots and not cues else 0):
-                text = self._recall(base, should_abort, res)
+                text = self._recall(base, should_abort, res, temperature=self.config.temperature)
                 if text:
                     res.replays.append(text)
             if self.config.rehearse and res.replays:

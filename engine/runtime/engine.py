@@ -161,10 +161,9 @@ class Engine:
         self.generation = 0
 
         # the recent stream at its positions, for the stored facts' cues (engine.runtime.cues);
-        # a session saves it with its runtime fields
-        self._saved_tape: Any = None
+        # a session saves it with its runtime fields (_load_or_init restores it)
+        self._tape = Tape()
         self.state = self._load_or_init()
-        self._tape = Tape.from_dict(self._saved_tape, end=int(self.state.position[0]))
         n_layers = len(self.state.layers)
         self._snap = SnapshotBuilder(n_layers, c.snapshot_hz, c.opcode_history)
 
@@ -187,7 +186,7 @@ class Engine:
             if k in self.counters:
                 self.counters[k] = int(v)
         self.generation = loaded.generation
-        self._saved_tape = rt.get("tape")
+        self._tape = Tape.from_dict(rt.get("tape"), end=int(loaded.state.position[0]))
         self._emit(Event("SessionLoaded", {"session": self.session.name, "generation": loaded.generation,
                                            "position": int(loaded.state.position[0]),
                                            "memory_digest": state_digest(loaded.state),
