@@ -17,6 +17,7 @@ from typing import Any
 
 # "the <key> is " at the end of the text before a value: the form every taught fact has.
 _CUE = re.compile(r"\bthe ([^\x00-\x1f]+?) is $")
+_TURN_START = re.compile(rb"[\x00-\x1f]")   # role bytes and END: a turn's bounds
 
 
 class Tape:
@@ -76,22 +77,73 @@ def cue_of(text: bytes) -> str | None:
     return None if m is None or not m[1].strip() else f"the {m[1]} is "
 
 
-def fact_cues(state: Any, tape: Tape, lookback: int = 96) -> list[str]:
-    """The distinct cues of the facts in ``state``'s memory (batch row 0), newest first.
+def fact_starts(state: Any) -> set[int]:
+    """The stream positions where each fact in ``state``'s memory (batch row 0) begins.
 
-    A fact is a run of consecutive written positions in a memory layer; its cue is read off
-    ``tape`` just before the run's first position. Runs whose text is gone from the tape, or
-    that do not follow "the <key> is ", give none.
-    """
+    A fact is a run of consecutive written positions in a memory layer (a slot's ``mem_age`` is
+    the position of the value byte it holds); its start is a position whose predecessor no
+    layer wrote."""
     starts: set[int] = set()
     for layer in state.layers:
         if layer.mem_valid.numel() == 0:
             continue
         written = set(layer.mem_age[0][layer.mem_valid[0]].tolist())
         starts |= {p for p in written if p - 1 not in written}
+    return starts
+
+
+def cue_book(state: Any, tape: Tape, old: dict[int, str] | None = None, lookback: int = 96) -> dict[int, str]:
+    """Start position -> cue, for the facts in ``state``'s memory whose cue is known.
+
+    The cue is read off ``tape`` just before the fact's start; where the telling has left the
+    tape, the cue ``old`` (this function's last answer) held is kept. So a book refreshed at
+    every turn keeps a cue as long as its fact stays in memory, however far back the telling
+    was; facts that memory no longer holds drop out."""
+    old = old or {}
+    book: dict[int, str] = {}
+    for p in fact_starts(state):
+        text = tape.before(p, lookback)
+        # a clause the tape's start cuts could give a shorter key ("door code" of "the back
+        # door code"): read it only when the text reaches back a whole turn, the lookback or
+        # the stream's start
+        whole = len(text) == lookback or p - len(text) == 0 or _TURN_START.search(text)
+        cue = cue_of(text) if text and whole else None
+        cue = cue if cue is not None else old.get(p)
+        if cue is not None:
+            book[p] = cue
+    return book
+
+
+def fact_cues(state: Any, tape: Tape, book: dict[int, str] | None = None) -> list[str]:
+    """The distinct cues of the facts in ``state``'s memory (batch row 0), newest first.
+
+    Each fact's cue is read off ``tape`` just before its first position (:func:`cue_book`), or
+    taken from ``book`` where the tape no longer holds it. Facts that follow no
+    "the <key> is " give none.
+    """
     cues: list[str] = []
-    for p in sorted(starts, reverse=True):
-        cue = cue_of(tape.before(p, lookback))
-        if cue is not None and cue not in cues:
+    for _, cue in sorted(cue_book(state, tape, book).items(), reverse=True):
+        if cue not in cues:
             cues.append(cue)
     return cues
+
+
+def book_to_dict(book: dict[int, str]) -> dict[str, str]:
+    """JSON-ready (keys as strings), for the session's runtime file."""
+    return {str(p): c for p, c in book.items()}
+
+
+def book_from_dict(d: Any) -> dict[int, str]:
+    """The book :func:`book_to_dict` saved; entries that do not parse are dropped, and anything
+    that is not a mapping gives an empty book (cues help; they never stop a session loading)."""
+    if not isinstance(d, dict):
+        return {}
+    book: dict[int, str] = {}
+    for k, v in d.items():
+        try:
+            p = int(k)
+        except (TypeError, ValueError):
+            continue
+        if isinstance(v, str) and _CUE.fullmatch(v) and p >= 0:
+            book[p] = v
+    return book

@@ -31,7 +31,7 @@ import prompts
 from prompts import stream
 from engine.runtime.bus import EventBus, PriorityInbox
 from engine.runtime.consolidation import ConsolidationConfig, Consolidator, apply_prunes
-from engine.runtime.cues import Tape, fact_cues
+from engine.runtime.cues import Tape, book_from_dict, book_to_dict, cue_book, fact_cues
 from engine.runtime.drives import HomeostaticLoop, IntrinsicDrive, default_drives
 from engine.runtime.events import PRIORITY_CONTROL, PRIORITY_USER, Event
 from engine.runtime.ledger import CommitmentLedger
@@ -161,8 +161,10 @@ class Engine:
         self.generation = 0
 
         # the recent stream at its positions, for the stored facts' cues (engine.runtime.cues);
-        # a session saves it with its runtime fields (_load_or_init restores it)
+        # a session saves it with its runtime fields (_load_or_init restores it); the cue book
+        # keeps each stored fact's cue after its telling leaves the tape (refreshed every turn)
         self._tape = Tape()
+        self._cues: dict[int, str] = {}
         self.state = self._load_or_init()
         n_layers = len(self.state.layers)
         self._snap = SnapshotBuilder(n_layers, c.snapshot_hz, c.opcode_history)
@@ -186,7 +188,9 @@ class Engine:
             if k in self.counters:
                 self.counters[k] = int(v)
         self.generation = loaded.generation
-        self._tape = Tape.from_dict(rt.get("tape"), end=int(loaded.state.position[0]))
+        end = int(loaded.state.position[0])
+        self._tape = Tape.from_dict(rt.get("tape"), end=end)
+        self._cues = {p: c for p, c in book_from_dict(rt.get("cues")).items() if p < end}
         self._emit(Event("SessionLoaded", {"session": self.session.name, "generation": loaded.generation,
                                            "position": int(loaded.state.position[0]),
                                            "memory_digest": state_digest(loaded.state),
@@ -643,6 +647,8 @@ class Engine:
 
     def _end_turn(self, turn_id: str, origin: str, turns: list[_Turn], replied: bool, **extra: Any) -> None:
         self._feed_learner()
+        # a turn is far shorter than the tape, so a fact told in it still has its cue there
+        self._cues = cue_book(self.state, self._tape, self._cues)
         self.counters["turns"] += 1
         last = turns[-1] if turns else None
         self._emit(Event("TurnEnded", {
@@ -662,7 +668,7 @@ class Engine:
         try:
             res = self.consolidator.run(self.state, should_abort=lambda: len(self._inbox) > 0
                                         or self._stopping.is_set(),
-                                        cues=fact_cues(self.state, self._tape))
+                                        cues=fact_cues(self.state, self._tape, self._cues))
             if not res.aborted:
                 # the prunes were chosen on the fork; only the engine thread touches the live state
                 res.prunes = [p for p in res.prunes if bool(self.state.layers[p[0]].mem_valid[0, p[1], p[2]])]
@@ -691,7 +697,8 @@ class Engine:
     # -- persistence --------------------------------------------------------------------------
     def _runtime_dict(self) -> dict[str, Any]:
         return {"ledger": self.ledger.to_dict(), "metrics": self.metrics.to_dict(),
-                "counters": dict(self.counters), "tape": self._tape.to_dict(), "saved_ts": time.time()}
+                "counters": dict(self.counters), "tape": self._tape.to_dict(),
+                "cues": book_to_dict(cue_book(self.state, self._tape, self._cues)), "saved_ts": time.time()}
 
     def _save(self, reason: str) -> None:
         if self.session is None:

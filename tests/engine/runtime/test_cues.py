@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 
 from engine.runtime.consolidation import ConsolidationConfig, Consolidator
-from engine.runtime.cues import Tape, cue_of, fact_cues
+from engine.runtime.cues import Tape, book_from_dict, book_to_dict, cue_book, cue_of, fact_cues
 from runtime_fakes import tiny_model
 
 TOLD = (b"\x11hello\n\x12hi.\n\x11remember that the door code is 4417\n\x12ok.\n"
@@ -118,3 +118,72 @@ def test_a_session_keeps_its_tape_so_cues_survive_a_restart():
         again = Engine(model, session=session, config=quiet)
         end = int(again.state.position[0])
         assert end == len(text.encode()) and again._tape.before(end, 100) == text.encode()
+
+
+def test_the_cue_book_keeps_a_cue_after_its_telling_leaves_the_tape():
+    door, bike = TOLD.index(b"4417"), TOLD.index(b"kv92")
+    mem = [li for li, layer in enumerate(tiny_model().init_state(1).layers) if layer.mem_valid.numel()]
+    state = _state_with_runs({mem[0]: [door, door + 1, bike, bike + 1]})
+    tape = Tape()
+    tape.put(0, TOLD)
+    book = cue_book(state, tape)
+    assert book == {door: "the door code is ", bike: "the blue bike is "}
+    later = Tape(capacity=16)
+    later.put(0, TOLD + b"\x11" + b"chat " * 40)        # both tellings are gone from this tape
+    assert fact_cues(state, later) == []
+    assert fact_cues(state, later, book) == ["the blue bike is ", "the door code is "]
+    assert cue_book(state, later, book) == book
+    # a fact memory no longer holds leaves the book
+    only_door = _state_with_runs({mem[0]: [door, door + 1]})
+    assert cue_book(only_door, later, book) == {door: "the door code is "}
+    # a tape that starts inside the clause gives no (shorter) cue of its own
+    cut = Tape()
+    start = TOLD.index(b"door code is ")
+    cut.put(start, TOLD[start:])
+    assert cue_of(cut.before(door, 96)) is None and cue_book(only_door, cut) == {}
+    told = b"\x11remember that the code of the door is 4417\n"
+    value = told.index(b"4417")
+    one = _state_with_runs({mem[0]: [value, value + 1]})
+    whole, cut = Tape(), Tape()
+    whole.put(0, told)
+    start = told.index(b"the door is ")
+    cut.put(start, told[start:])
+    assert cue_book(one, whole) == {value: "the code of the door is "}
+    assert cue_of(cut.before(value, 96)) == "the door is "   # what a cut clause would give ...
+    assert cue_book(one, cut) == {}                           # ... so it is not read
+    assert cue_book(one, cut, cue_book(one, whole)) == {value: "the code of the door is "}
+
+
+def test_the_cue_book_round_trips_and_bad_entries_are_dropped():
+    book = {40: "the door code is ", 7: "the blue bike is "}
+    assert book_from_dict(book_to_dict(book)) == book
+    for bad in (None, [], "x", {"a": "the door code is "}, {"5": 3}, {"5": "door code"}, {"-1": "the x is "}):
+        assert book_from_dict(bad) == {}, bad
+    assert book_from_dict({"5": "the x is ", "y": "the z is "}) == {5: "the x is "}
+
+
+def test_a_session_keeps_its_cue_book_across_a_restart():
+    from engine.runtime.engine import Engine, EngineConfig
+    from engine.store.sessions import Session
+
+    model = tiny_model()
+    text = "\x11remember that the door code is 4417\n"
+    door = text.encode().index(b"4417")
+    quiet = EngineConfig(impulses=False, consolidate_after_idle_s=3600.0, consolidate_every_s=3600.0)
+    with Session.open("booked") as session:
+        eng = Engine(model, session=session, config=quiet)
+        eng._feed(text)
+        with torch.no_grad():                    # memory holds just the door code's value
+            for layer in eng.state.layers:
+                layer.mem_valid.zero_()
+            li = next(i for i, layer in enumerate(eng.state.layers) if layer.mem_valid.numel())
+            eng.state.layers[li].mem_valid[0, 0, 0], eng.state.layers[li].mem_age[0, 0, 0] = True, door
+        eng._cues = {door: "the door code is ", len(text) + 5: "the later one is "}
+        eng._tape = Tape()                       # the telling has left the tape
+        eng._tape.put(len(text.encode()), b"")
+        eng.start()
+        assert eng.stop()
+    with Session.open("booked") as session:
+        again = Engine(model, session=session, config=quiet)
+        assert again._cues == {door: "the door code is "}     # no stored fact began at the other
+        assert fact_cues(again.state, again._tape, again._cues) == ["the door code is "]
