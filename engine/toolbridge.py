@@ -1,8 +1,8 @@
 """The engine's side of tools: model turns -> proposals and calls, results -> TOOL_RESULT turns.
 
-Pure functions (no state): ``parse_tool_def``, ``parse_tool_call``, ``format_tool_result``,
-``format_tool_feedback``. ``ToolService`` is the small stateful part the runtime owns: it wraps a
-``toolsmith.ToolRegistry`` and returns lifecycle events as plain dicts
+Pure functions (no state): ``parse_tool_def``, ``checked_definition``, ``parse_tool_call``,
+``format_tool_result``, ``format_run_result``. ``ToolService`` is the small stateful part the
+runtime owns: it wraps a ``toolsmith.ToolRegistry`` and returns lifecycle events as plain dicts
 ``{"type": <event type>, "payload": {...}}`` that the runtime wraps in its own Event envelope:
 
   ToolProposed   {name, hash, version, source}            a proposal was accepted for a decision
@@ -26,6 +26,7 @@ from typing import Any
 
 from prompts import stream
 from toolsmith import (RegistryError, RunResult, SandboxLimits, ToolPolicy, ToolRegistry)
+from toolsmith.definition import DefinitionError, ToolDefinition
 
 MAX_RESULT_TURN_CHARS = 2000  # what is fed back into the model's stream for one result
 
@@ -58,6 +59,20 @@ def parse_tool_def(turn: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ToolTurnError("tool definition must be a JSON object")
     return data
+
+
+def checked_definition(turn: str) -> tuple[ToolDefinition | None, list[str]]:
+    """A TOOL_DEF turn (or its JSON text) -> (the definition, []) when it validates, else (None,
+    what is wrong, one line each). Names already taken are not checked: whether a valid
+    definition may be registered is the registry's decision."""
+    try:
+        defn = ToolDefinition.from_json(parse_tool_def(turn))
+    except ToolTurnError as exc:
+        return None, [str(exc)]
+    except DefinitionError as exc:
+        return None, [str(e) for e in exc.errors]
+    errors = [str(e) for e in defn.validate()]
+    return (None, errors) if errors else (defn, [])
 
 
 def parse_tool_call(turn: str) -> ToolCall:

@@ -169,6 +169,9 @@ def tool_note(ev: Any) -> str | None:
     if ev.type == "ToolRejected":
         why = "; ".join(f"{e.get('field')}: {e.get('message')}" for e in p.get("errors") or []) or p.get("status")
         return f"tool rejected: {p.get('name') or '(no name)'}: {why}"
+    if ev.type == "ToolDefinitionRetried":
+        why = "; ".join(p.get("errors") or []) or "invalid"
+        return f"tool definition did not validate ({why}); writing it again (retry {p.get('attempt')})"
     return None
 
 
@@ -197,7 +200,7 @@ def _plain_chat(engine: Any, jsonl: bool) -> None:
                 sys.stderr.write(note + "\n")
                 sys.stderr.flush()
 
-    for kind in ("Response", "TurnEnded", "ToolProposed", "ToolRejected"):
+    for kind in ("Response", "TurnEnded", "ToolProposed", "ToolRejected", "ToolDefinitionRetried"):
         engine.bus.subscribe(kind, on_event)
     if jsonl:
         engine.bus.subscribe("*", _JsonlPrinter())

@@ -180,16 +180,24 @@ def tools(
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N tools."),
     max_new: int = typer.Option(1600, "--max-bytes", min=16, help="Longest definition generated."),
     split: str = split_option("paraphrases and templates"),
+    retries: Optional[int] = typer.Option(
+        None, "--retries", min=0, help="Rewrites of a definition that does not validate, sampled, as chat "
+        "makes them (default: chat's tool_def_retries); 0 measures the first definition only."),
     device: Optional[str] = DEVICE,
     as_json: bool = JSON,
 ) -> None:
     """Share of held-out tool requests whose generated definition validates, that name the
     requested tool, and whose tool passes the request's test cases in toolsmith's sandbox; and
     share of requests to use a tool (fresh arguments) whose generated call names it and carries
-    exactly those arguments."""
+    exactly those arguments. The shares are of the first (greedy) definition; "retried" gives them
+    after chat's retries of definitions that do not validate."""
     from engine.eval import run
+    from engine.runtime.engine import EngineConfig
     check_split(split)
-    rep = _guard(lambda: run.tools(model, baseline, samples, max_new, device, limit, split))
+    cfg = EngineConfig()
+    n_retries = cfg.tool_def_retries if retries is None else retries
+    rep = _guard(lambda: run.tools(model, baseline, samples, max_new, device, limit, split,
+                                   n_retries, cfg.tool_retry_temperature))
     if as_json:
         print_json(rep)
         return
@@ -199,6 +207,11 @@ def tools(
         typer.echo(f"{name}: {r['requests']} {split} requests, valid {100 * r['valid']:.1f}%, right tool "
                    f"{100 * r['named']:.1f}%, passed tests {100 * r['passed']:.1f}%{cues}; {r['calls']} calls, "
                    f"right tool {100 * r['call_named']:.1f}%, exact arguments {100 * r['call_exact']:.1f}%")
+        if r.get("retried"):
+            a = r["retried"]
+            typer.echo(f"{name}: after up to {a['retries']} retries as chat makes them ({a['rewritten']} "
+                       f"rewritten at temperature {a['temperature']:g}): valid {100 * a['valid']:.1f}%, right tool "
+                       f"{100 * a['named']:.1f}%, passed tests {100 * a['passed']:.1f}%")
 
 
 @eval_app.command("impulses")

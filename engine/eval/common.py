@@ -37,9 +37,17 @@ def run_stream(model, arch: str, ids: torch.Tensor, want_opcodes: bool | str = F
     return torch.cat(preds, 1), (torch.cat(ops, 1) if want_opcodes else None)
 
 
-@torch.no_grad()
 def greedy_generate(model, arch: str, prompts: list[bytes], max_new: int, stop: int = ord("\n")) -> list[bytes]:
-    """Continue each prompt greedily until ``stop`` (not included) or ``max_new`` bytes.
+    """Continue each prompt greedily until ``stop`` (not included) or ``max_new`` bytes
+    (:func:`generate` at temperature 0)."""
+    return generate(model, arch, prompts, max_new, stop)
+
+
+@torch.no_grad()
+def generate(model, arch: str, prompts: list[bytes], max_new: int, stop: int = ord("\n"),
+             temperature: float = 0.0, generator: torch.Generator | None = None) -> list[bytes]:
+    """Continue each prompt until ``stop`` (not included) or ``max_new`` bytes: greedily, or with
+    ``temperature`` > 0 sampled from softmax(logits / temperature) with ``generator`` (on the CPU).
 
     Both models read the prompts in passes that read a shared prefix once (:func:`prefix_chains`:
     the questions of one conversation). MOSAIC (:func:`prefill`) then steps one byte at a time with
@@ -58,7 +66,13 @@ def greedy_generate(model, arch: str, prompts: list[bytes], max_new: int, stop: 
     else:
         state, last = prefill(model, prompts)
         advance = lambda cur: model.step(cur, state).logits  # noqa: E731
-    nxt = last.argmax(-1).tolist()
+    def pick(logits: torch.Tensor) -> list[int]:     # [B, 256] -> one byte per row
+        if temperature <= 0:
+            return logits.argmax(-1).tolist()
+        probs = torch.softmax(logits.float().cpu() / temperature, dim=-1)
+        return torch.multinomial(probs, 1, generator=generator)[:, 0].tolist()
+
+    nxt = pick(last)
     for _ in range(max_new + 1):
         for i in range(B):
             if not done[i]:
@@ -69,7 +83,7 @@ def greedy_generate(model, arch: str, prompts: list[bytes], max_new: int, stop: 
         if all(done):
             break
         cur = torch.tensor([nxt[i] if not done[i] else stop for i in range(B)], device=dev)
-        nxt = advance(cur).argmax(-1).tolist()
+        nxt = pick(advance(cur))
     return [bytes(o) for o in outs]
 
 

@@ -84,7 +84,8 @@ def replies(model_path=None, baseline_path=None, facts: int = 16, distance: int 
 
 
 def tools(model_path=None, baseline_path=None, samples_per_tool: int = 1, max_new: int = 1600,
-          device: str | None = None, limit: int | None = None, split: str = "heldout") -> dict:
+          device: str | None = None, limit: int | None = None, split: str = "heldout",
+          retries: int = 0, retry_temperature: float = 0.5) -> dict:
     """Tool definitions and calls (:func:`engine.eval.tools.evaluate_tools`)."""
     from engine.curriculum import tools as toolset
     from engine.eval.tools import evaluate_tools
@@ -93,7 +94,8 @@ def tools(model_path=None, baseline_path=None, samples_per_tool: int = 1, max_ne
     for path in [model_path] + ([baseline_path] if baseline_path else []):
         model, arch, name, _ = _load(path, dev)
         out[name] = evaluate_tools(model, arch, samples_per_tool, max_new,
-                                   toolset.TOOLS[:limit] if limit else None, model_name=name, split=split)
+                                   toolset.TOOLS[:limit] if limit else None, model_name=name, split=split,
+                                   retries=retries, retry_temperature=retry_temperature)
     return {"results": out}
 
 

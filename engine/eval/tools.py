@@ -8,25 +8,22 @@ from __future__ import annotations
 import json
 import random
 
+import torch
+
 from prompts import stream
 
 from engine.curriculum import tools as toolset
 from engine.curriculum.episodes import tool_request_prompt
-from engine.eval.common import greedy_generate
+from engine.eval.common import generate, greedy_generate
 
 
 def check_definition(text: str, tool: toolset.Tool, run_tests: bool = True) -> dict:
     """Validate one generated definition and run its tool on ``tool``'s test cases in the sandbox."""
-    from toolsmith.definition import DefinitionError, ToolDefinition
+    from engine.toolbridge import checked_definition
     res = {"tool": tool.name, "valid": False, "passed": False, "errors": []}
-    try:
-        defn = ToolDefinition.from_json(text)
-    except DefinitionError as exc:
-        res["errors"] = [str(e) for e in exc.errors][:3]
-        return res
-    errs = defn.validate()
-    if errs:
-        res["errors"] = [str(e) for e in errs][:3]
+    defn, errors = checked_definition(text)
+    if defn is None:
+        res["errors"] = errors[:3]
         return res
     res["valid"] = True
     res["name_matches"] = defn.name == tool.name
@@ -63,15 +60,48 @@ def check_call(text: str, tool: toolset.Tool, args: dict) -> dict:
             "exact": bool(named and got == args), "wanted": args, "got": got if obj is not None else text[:200]}
 
 
+def _shares(rows: list[dict]) -> dict:
+    n = max(len(rows), 1)
+    return {"valid": sum(r["valid"] for r in rows) / n, "named": sum(bool(r.get("name_matches")) for r in rows) / n,
+            "passed": sum(r["passed"] for r in rows) / n}
+
+
+def retry_definitions(model, arch: str, reqs: list[tuple], rows: list[dict], retries: int,
+                      temperature: float, max_new: int, seed: int = 0) -> list[dict]:
+    """What the runtime's retries make of ``rows`` (one check per request of ``reqs``): each
+    definition that does not validate is written again, sampled at ``temperature``, up to
+    ``retries`` times, until one validates (``Engine``'s ``tool_def_retries``). Returns new rows,
+    each with ``attempts`` (1 = the greedy one)."""
+    gen = torch.Generator().manual_seed(seed)
+    out = [dict(r, attempts=1) for r in rows]
+    todo = [i for i, r in enumerate(out) if not r["valid"]]
+    for attempt in range(2, retries + 2):
+        if not todo:
+            break
+        gens = generate(model, arch, [reqs[i][1].encode("utf-8") for i in todo], max_new=max_new,
+                        temperature=temperature, generator=gen)
+        left = []
+        for i, g in zip(todo, gens):
+            row = check_definition(g.decode("utf-8", errors="replace"), reqs[i][0])
+            out[i] = dict(row, cue_words=out[i].get("cue_words", []), attempts=attempt)
+            if not row["valid"]:
+                left.append(i)
+        todo = left
+    return out
+
+
 def evaluate_tools(model, arch: str, samples_per_tool: int = 1, max_new: int = 1600,
                    tools: list[toolset.Tool] | None = None, model_name: str = "",
-                   split: str = "heldout") -> dict:
+                   split: str = "heldout", retries: int = 0, retry_temperature: float = 0.5) -> dict:
     """Generate a definition for each request (after the TOOL_DEF role byte) and check it;
     generate a call for each call request (after the TOOL_CALL role byte) and check that.
 
     ``split``: "heldout" (the evaluation: held-out paraphrases and templates) or "train" (the
     training ones, to tell a request the model cannot map to its tool from one it never learned).
-    ``named`` is the share of requests whose definition validates and names the requested tool."""
+    ``named`` is the share of requests whose definition validates and names the requested tool.
+    ``valid`` / ``named`` / ``passed`` are of the greedy first definition; with ``retries`` the
+    result also holds ``retried``: the same shares after the runtime's retries
+    (:func:`retry_definitions`)."""
     tools = tools or toolset.TOOLS
     reqs = [(t, *tool_request_prompt(t, seed, split)) for t in tools for seed in range(samples_per_tool)]
     gens = greedy_generate(model, arch, [p.encode("utf-8") for _, p, _ in reqs], max_new=max_new)
@@ -81,16 +111,21 @@ def evaluate_tools(model, arch: str, samples_per_tool: int = 1, max_new: int = 1
     calls = [(t, *call_prompt(t, seed)) for t in tools for seed in range(samples_per_tool)]
     gens = greedy_generate(model, arch, [p.encode("utf-8") for _, p, _ in calls], max_new=400)
     call_rows = [check_call(g.decode("utf-8", errors="replace"), t, a) for (t, _, a), g in zip(calls, gens)]
-    n, nc = max(len(rows), 1), max(len(call_rows), 1)
+    nc = max(len(call_rows), 1)
     cued = [r for r in rows if r["cue_words"]]
     uncued = [r for r in rows if not r["cue_words"]]
-    return {"requests": len(rows), "split": split, "valid": sum(r["valid"] for r in rows) / n,
-            "named": sum(bool(r.get("name_matches")) for r in rows) / n,
-            "passed": sum(r["passed"] for r in rows) / n, "sandbox": "toolsmith.sandbox.run_source",
+    retried = None
+    if retries > 0:
+        again = retry_definitions(model, arch, reqs, rows, retries, retry_temperature, max_new)
+        retried = {"retries": retries, "temperature": retry_temperature, **_shares(again),
+                   "rewritten": sum(r["attempts"] > 1 for r in again),
+                   "rows": [{k: r[k] for k in ("tool", "attempts", "valid", "passed", "errors")}
+                            | {"name_matches": r.get("name_matches", False)} for r in again if r["attempts"] > 1]}
+    return {"requests": len(rows), "split": split, **_shares(rows), "sandbox": "toolsmith.sandbox.run_source",
             # passing split by whether the held-out wording shares a word with the tool's training
             # requests that no other tool's have (curriculum.tools.cue_words; meant for "heldout")
             "cued": len(cued), "passed_cued": sum(r["passed"] for r in cued) / max(len(cued), 1),
             "passed_uncued": sum(r["passed"] for r in uncued) / max(len(uncued), 1),
             "calls": len(call_rows), "call_named": sum(r["named"] for r in call_rows) / nc,
             "call_exact": sum(r["exact"] for r in call_rows) / nc,
-            "model": model_name, "arch": arch, "rows": rows, "call_rows": call_rows}
+            "retried": retried, "model": model_name, "arch": arch, "rows": rows, "call_rows": call_rows}

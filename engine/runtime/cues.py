@@ -45,6 +45,14 @@ class Tape:
             del self.data[:extra]
             self.start += extra
 
+    def rewind(self, pos: int) -> None:
+        """Forget the bytes from ``pos`` on (the state was rewound there); a ``pos`` the tape no
+        longer holds starts it again there."""
+        if self.start <= pos <= self.end:
+            del self.data[pos - self.start:]
+        else:
+            self.start, self.data = pos, bytearray()
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: the start position and the bytes (base64), for the session's runtime file."""
         return {"start": self.start, "data": base64.b64encode(bytes(self.data)).decode("ascii")}

@@ -76,6 +76,10 @@ class EngineConfig:
     log_tokens: bool = False             # ... also kept in the session's event log
     reply_requires_respond: bool = False  # user-initiated turns reach the user even without RESPOND
     max_tool_rounds: int = 2
+    # a TOOL_DEF turn that does not validate is written again from the state before it, sampled at
+    # this temperature, up to this many times (toolsmith's checks, before any proposal is recorded)
+    tool_def_retries: int = 3
+    tool_retry_temperature: float = 0.5
     prefill: bool = True                 # input turns through the parallel forward path (else step by step)
     fast_decode: bool = True             # generate through engine.vm.fastpath when it applies (same outputs)
     tool_deprecation_every_s: float = 3600.0  # how often idle time checks for tools to deprecate
@@ -466,15 +470,16 @@ class Engine:
         self._maybe_snapshot()
         return [row[-1] for row in ops]
 
-    def _sample(self, logits: torch.Tensor) -> int:
-        t = self.config.temperature
+    def _sample(self, logits: torch.Tensor, temperature: float | None = None) -> int:
+        t = self.config.temperature if temperature is None else temperature
         if t <= 0:
             return int(logits[0].argmax())
         probs = torch.softmax(logits[0].float() / t, dim=-1).cpu()
         return int(torch.multinomial(probs, 1, generator=self._gen))
 
-    def _generate(self, turn_id: str) -> _Turn:
-        """The model's turn after an input turn: bytes until END, an IDLE opcode, or the cap."""
+    def _generate(self, turn_id: str, temperature: float | None = None) -> _Turn:
+        """The model's turn after an input turn: bytes until END, an IDLE opcode, or the cap
+        (sampled at ``temperature``; None: the config's)."""
         turn = _Turn()
         logits = self._last_logits
         if logits is None:
@@ -485,7 +490,7 @@ class Engine:
             if self._stopping.is_set():
                 turn.ended_by = "stop"
                 break
-            b = self._sample(logits)
+            b = self._sample(logits, temperature)
             view = self._step(b)
             self.counters["generated"] += 1
             turn.data.append(b)
@@ -515,9 +520,36 @@ class Engine:
             self._step(END_BYTE)     # close the turn so the stream stays well formed
         return turn
 
+    def _generate_checked(self, turn_id: str) -> _Turn:
+        """:meth:`_generate`, writing a tool definition that does not validate again (up to
+        ``tool_def_retries`` times, sampled) from the state before it; each retry is a
+        ``ToolDefinitionRetried`` event. Only with a ToolService, whose checks these are."""
+        if self.tools is None or self.config.tool_def_retries <= 0:
+            return self._generate(turn_id)
+        from engine.toolbridge import checked_definition
+        mark = (self.state.fork(), self._tape.end, self._last_logits, len(self._turn_bytes))
+        turn = self._generate(turn_id)
+        for attempt in range(1, self.config.tool_def_retries + 1):
+            if turn.role != "tool_def" or turn.ended_by == "stop" or self._stopping.is_set():
+                break
+            _, errors = checked_definition(bytes(turn.data).decode("utf-8", errors="replace"))
+            if not errors:
+                break
+            self._emit(Event("ToolDefinitionRetried", {"turn": turn_id, "attempt": attempt,
+                                                       "errors": errors[:3], "bytes": len(turn.data)}))
+            # back to before the role byte: the stream keeps no trace of the failed definition
+            # (metrics, counters and the opcode trace keep the steps it took)
+            state, tape_end, logits, n = mark
+            self.state.copy_(state)
+            self._tape.rewind(tape_end)
+            self._last_logits = logits
+            del self._turn_bytes[n:]
+            turn = self._generate(turn_id, temperature=self.config.tool_retry_temperature)
+        return turn
+
     def _model_turns(self, turn_id: str, origin: str) -> tuple[_Turn, list[_Turn]]:
         """Generate the model's turn, following tool calls through the tool hook (bounded)."""
-        turns = [self._generate(turn_id)]
+        turns = [self._generate_checked(turn_id)]
         rounds = 0
         while (turns[-1].role in ("tool_def", "tool_call")
                and (self.tools is not None or self.tool_handler is not None)
@@ -530,7 +562,7 @@ class Engine:
                 if result_turn is None:
                     break
                 self._feed(result_turn)
-            turns.append(self._generate(turn_id))
+            turns.append(self._generate_checked(turn_id))
         final = next((t for t in reversed(turns) if t.role not in ("tool_def", "tool_call")), turns[-1])
         return final, turns
 

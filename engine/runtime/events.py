@@ -28,7 +28,7 @@ EVENT_TYPES = (
     "Consolidated", "CommitmentOpened", "CommitmentClosed", "CommitmentError",
     "EngineError", "StateSaved", "SessionLoaded", "ToolProposed", "ToolRegistered",
     "ToolRejected", "ToolApproved", "ToolDenied", "ToolCalled", "ToolResult",
-    "ToolDeprecated", "AdapterUpdated", "AdapterReverted", "Started", "Stopped",
+    "ToolDeprecated", "ToolDefinitionRetried", "AdapterUpdated", "AdapterReverted", "Started", "Stopped",
 )
 
 _seq = itertools.count()

@@ -148,7 +148,7 @@ class MosaicApp(App):
         if kind == "Token":   # only when posted directly; forward_event queues them
             self.reply_line.token(payload)
             return
-        if kind in ("Response", "TurnEnded"):
+        if kind in ("Response", "TurnEnded", "ToolDefinitionRetried"):   # a retry streams a new turn
             self.drain_tokens()
             self.reply_line.clear()
             self.reply_line.flush()

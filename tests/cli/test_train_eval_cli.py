@@ -82,8 +82,15 @@ def test_eval_impulses_and_tools(trained):
     assert rep["calls"] == 1 and rep["call_exact"] in (0.0, 1.0) and len(rep["call_rows"]) == 1
     # the first tool, reverse_string, is asked for as "writes text in reverse order": no cue word
     assert rep["cued"] == 0 and rep["rows"][0]["cue_words"] == [] and rep["passed_uncued"] == rep["passed"]
+    # 32 bytes hold no whole definition, so chat's retries (3 by default) rewrite it, in vain
+    assert rep["valid"] == 0.0 and rep["retried"]["retries"] == 3 and rep["retried"]["rewritten"] == 1
+    assert rep["retried"]["valid"] == 0.0 and rep["retried"]["rows"][0]["attempts"] == 4
+    res = runner.invoke(app, ["eval", "tools", "--model", str(out), "--limit", "1", "--max-bytes", "32",
+                              "--retries", "0", "--json"])
+    assert res.exit_code == 0 and json.loads(res.stdout)["results"][str(out)]["retried"] is None, res.output
     res = runner.invoke(app, ["eval", "tools", "--model", str(out), "--limit", "1", "--max-bytes", "32"])
     assert res.exit_code == 0 and "of the 0 whose wording shares a word" in res.output, res.output
+    assert "after up to 3 retries as chat makes them (1 rewritten" in res.output, res.output
     res = runner.invoke(app, ["eval", "tools", "--model", str(out), "--limit", "1", "--max-bytes", "32",
                               "--split", "train"])
     assert res.exit_code == 0 and "1 train requests" in res.output and "shares a word" not in res.output, res.output

@@ -3,8 +3,8 @@ import json
 
 import pytest
 
-from engine.toolbridge import (ToolService, ToolTurnError, format_tool_result, parse_tool_call,
-                               parse_tool_def)
+from engine.toolbridge import (ToolService, ToolTurnError, checked_definition, format_tool_result,
+                               parse_tool_call, parse_tool_def)
 from prompts import stream
 from toolsmith import ToolPolicy, ToolRegistry
 from toolsmith_helpers import FAST, make_def
@@ -30,6 +30,17 @@ def test_parse_turns_with_and_without_role_bytes():
     for bad in ["not json", "[1]", '{"args": {}}', '{"name": "add", "args": [1]}']:
         with pytest.raises(ToolTurnError):
             parse_tool_call(bad)
+
+
+def test_checked_definition_says_what_is_wrong_and_ignores_taken_names():
+    d = make_def()
+    defn, errors = checked_definition(stream.TOOL_DEF + json.dumps(d) + stream.END)
+    assert errors == [] and defn.name == d["name"]
+    assert checked_definition(json.dumps(make_def(name="add")))[1] == []   # a built-in's name: the registry's call
+    for bad, field in (("{not json", "JSON"), (json.dumps(dict(d, implementation="def f(:")), "implementation"),
+                       (json.dumps({k: v for k, v in d.items() if k != "parameters"}), "parameters")):
+        defn, errors = checked_definition(bad)
+        assert defn is None and errors and field in errors[0], errors
 
 
 def test_result_turn_format_is_one_safe_line():

@@ -176,6 +176,43 @@ def test_tool_eval_asks_the_split_it_is_given_and_counts_the_right_tool():
     assert res["valid"] == 1.0 and res["named"] == res["passed"] == 0.0
 
 
+def test_retries_rewrite_only_the_definitions_that_do_not_validate(monkeypatch):
+    import engine.eval.tools as tools_eval
+    from engine.curriculum.episodes import tool_request_prompt
+    tools = [toolset.BY_NAME["to_upper"], toolset.BY_NAME["to_lower"], toolset.BY_NAME["reverse_string"]]
+    reqs = [(t, *tool_request_prompt(t, 0, "heldout")) for t in tools]
+    rows = [check_definition("{broken", tools[0]), check_definition(toolset.definition_json(tools[1]), tools[1]),
+            check_definition("{broken", tools[2])]
+    calls = []
+
+    def fake_generate(model, arch, prompts, max_new, stop=10, temperature=0.0, generator=None):
+        calls.append((len(prompts), temperature, generator is not None))
+        # to_upper's request gets a valid definition of the wrong tool on its second retry;
+        # reverse_string's never validates
+        return [(toolset.definition_json(tools[1]) if len(calls) == 2 and reqs[0][1].encode() == p
+                 else "{still broken").encode() for p in prompts]
+
+    monkeypatch.setattr(tools_eval, "generate", fake_generate)
+    out = tools_eval.retry_definitions(None, "mosaic", reqs, rows, retries=3, temperature=0.7, max_new=50)
+    assert calls == [(2, 0.7, True), (2, 0.7, True), (1, 0.7, True)]   # only what is still invalid
+    assert [r["attempts"] for r in out] == [3, 1, 4]
+    assert [r["valid"] for r in out] == [True, True, False]
+    assert out[0]["name_matches"] is False and not out[0]["passed"] and out[1] == dict(rows[1], attempts=1)
+
+
+def test_sampled_generation_follows_its_generator_and_is_greedy_when_cold():
+    from engine.eval.common import generate
+    from engine.vm import ModelConfig, MosaicLM
+    torch.manual_seed(0)
+    m = MosaicLM(ModelConfig.preset("tiny")).eval()
+    prompts = [b"\x11hi\n\x12", b"\x11make a tool\n\x14"]
+    hot = [generate(m, "mosaic", prompts, 12, temperature=2.0, generator=torch.Generator().manual_seed(s))
+           for s in (1, 1, 2)]
+    assert hot[0] == hot[1] and hot[0] != hot[2]
+    assert generate(m, "mosaic", prompts, 12, temperature=1e-6, generator=torch.Generator()) == \
+        greedy_generate(m, "mosaic", prompts, 12)
+
+
 def test_tool_definitions_are_validated_and_run_in_the_sandbox():
     tool = toolset.BY_NAME["reverse_string"]
     good = check_definition(toolset.definition_json(tool), tool)

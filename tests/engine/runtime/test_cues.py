@@ -21,6 +21,11 @@ def test_the_tape_keeps_the_last_bytes_at_their_positions():
     assert tape.before(112, 5) == b"hij" and tape.before(200, 3) == b""   # only what the tape holds
     tape.put(50, b"xy")                        # a jump (a loaded session): the tape starts again
     assert (tape.start, tape.end, tape.before(52, 9)) == (50, 52, b"xy")
+    tape.put(52, b"zzz")
+    tape.rewind(53)                            # a rewound state: the bytes from 53 on are gone
+    assert (tape.start, tape.end, bytes(tape.data)) == (50, 53, b"xyz")
+    tape.rewind(10)                            # before the tape's start: it starts again there
+    assert (tape.start, tape.end) == (10, 10)
 
 
 def test_the_cue_is_the_key_clause_just_before_the_value():

@@ -307,6 +307,60 @@ def test_a_tool_definition_is_not_cut_at_the_reply_cap():
         assert eng.stop()
 
 
+def _definition_turn(name_not_in=()):
+    from engine.curriculum import tools as toolset
+    from toolsmith import BUILTIN_NAMES
+    tool = next(t for t in toolset.TOOLS if t.name not in BUILTIN_NAMES and t.name not in name_not_in)
+    return tool, "\x14" + toolset.definition_json(tool) + "\n"
+
+
+BROKEN = '\x14{"name": "broken_tool", "implementation": "def broken_tool(:"}\n'
+
+
+def test_a_definition_that_does_not_validate_is_written_again_from_the_state_before_it():
+    from engine.toolbridge import ToolService
+    tool, good = _definition_turn()
+    model = ScriptedModel(tiny_model(), reply=[BROKEN, good, "\x12proposed\n"])
+    eng, rec = _engine(model, max_turn_bytes=40)
+    eng.tools = ToolService()
+    eng.start()
+    try:
+        ev = eng.submit_user("make a tool that reverses text")
+        _turn_end(rec, ev.id)
+        proposed = rec.wait_for(lambda e: e.type in ("ToolProposed", "ToolRejected"))
+        assert proposed.type == "ToolProposed" and proposed.payload["name"] == tool.name
+        retried = rec.of("ToolDefinitionRetried")
+        assert [e.payload["attempt"] for e in retried] == [1] and retried[0].payload["errors"]
+        assert retried[0].payload["bytes"] == len(BROKEN) and retried[0].payload["turn"] == ev.id
+        assert rec.wait_for(lambda e: e.type == "Response").payload["text"] == "proposed"
+        assert model.roles_seen[-4:] == [0x11, 0x14, 0x14, 0x12]     # both definitions were stepped
+    finally:
+        assert eng.stop()
+    # the stream keeps the second definition only: the state and the tape were rewound together
+    told = bytes(eng._tape.data)
+    assert good.encode() in told and b"broken_tool" not in told
+    assert int(eng.state.position[0]) == eng._tape.end
+
+
+def test_definition_retries_stop_at_the_limit_and_can_be_turned_off():
+    from engine.toolbridge import ToolService
+    for retries in (2, 0):
+        model = ScriptedModel(tiny_model(), reply=[BROKEN] * (retries + 1) + ["\x12sorry\n"])
+        eng, rec = _engine(model, max_turn_bytes=40, tool_def_retries=retries)
+        eng.tools = ToolService()
+        eng.start()
+        try:
+            ev = eng.submit_user("make a tool")
+            _turn_end(rec, ev.id)
+            rejected = rec.wait_for(lambda e: e.type in ("ToolProposed", "ToolRejected"))
+            assert rejected.type == "ToolRejected" and rejected.payload["status"] == "invalid"
+            assert [e.payload["attempt"] for e in rec.of("ToolDefinitionRetried")] == list(range(1, retries + 1))
+            assert model.roles_seen.count(0x14) == retries + 1
+            assert rec.wait_for(lambda e: e.type == "Response").payload["text"] == "sorry"
+        finally:
+            assert eng.stop()
+
+
 class _FakeLearner:
     """The OnlineLearner surface the engine uses (observe / maybe_update / add_replays / consolidate)."""
 
