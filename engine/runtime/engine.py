@@ -537,8 +537,10 @@ class Engine:
                 break
             self._emit(Event("ToolDefinitionRetried", {"turn": turn_id, "attempt": attempt,
                                                        "errors": errors[:3], "bytes": len(turn.data)}))
-            # back to before the role byte: the stream keeps no trace of the failed definition
-            # (metrics, counters and the opcode trace keep the steps it took)
+            # back to before the role byte: the stream, the tape and what the learner will see keep
+            # no trace of the failed definition (metrics, counters, the opcode trace and the
+            # commitment ledger keep what its steps did: a definition opens no commitment when
+            # the model writes it as taught)
             state, tape_end, logits, n = mark
             self.state.copy_(state)
             self._tape.rewind(tape_end)
