@@ -45,15 +45,15 @@ DEVICE = typer.Option(None, "--device", help="cpu, cuda ... (default: cuda if pr
 JSON = typer.Option(False, "--json", help="One JSON object on stdout.")
 
 
-def split_option(what: str):
-    """``--split heldout|train``; ``what`` names what the training split uses."""
+def split_option(what: str, more: str = ""):
+    """``--split heldout|train``; ``what`` names what the training split uses, ``more`` other splits."""
     return typer.Option("heldout", "--split", help=f"heldout (the evaluation), or train: the training {what}, "
-                                                   "to see how much of a miss is the unseen wording.")
+                                                   f"to see how much of a miss is the unseen wording{more}.")
 
 
-def check_split(split: str) -> None:
-    if split not in ("heldout", "train"):
-        fail(f"--split: expected heldout or train, got {split!r}")
+def check_split(split: str, allowed: tuple[str, ...] = ("heldout", "train")) -> None:
+    if split not in allowed:
+        fail(f"--split: expected {', '.join(allowed[:-1])} or {allowed[-1]}, got {split!r}")
 
 
 @eval_app.command("recall")
@@ -179,7 +179,8 @@ def tools(
     samples: int = typer.Option(1, "--samples", min=1, help="Requests per tool."),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N tools."),
     max_new: int = typer.Option(1600, "--max-bytes", min=16, help="Longest definition generated."),
-    split: str = split_option("paraphrases and templates"),
+    split: str = split_option("paraphrases and templates", "; or templates: the held-out templates around "
+                              "the training paraphrases (the wording's frame alone unseen)"),
     retries: Optional[int] = typer.Option(
         None, "--retries", min=0, help="Rewrites of a definition that does not validate, sampled, as chat "
         "makes them (default: chat's tool_def_retries); 0 measures the first definition only."),
@@ -193,7 +194,7 @@ def tools(
     after chat's retries of definitions that do not validate."""
     from engine.eval import run
     from engine.runtime.engine import EngineConfig
-    check_split(split)
+    check_split(split, ("heldout", "train", "templates"))
     cfg = EngineConfig()
     n_retries = cfg.tool_def_retries if retries is None else retries
     rep = _guard(lambda: run.tools(model, baseline, samples, max_new, device, limit, split,

@@ -676,7 +676,10 @@ def cue_words(tool: Tool, tools: list[Tool] | None = None) -> frozenset[str]:
 
 
 def request_text(tool: Tool, rng: random.Random, split: str) -> str:
-    """A user's request for ``tool`` in the split's templates and paraphrases."""
+    """A user's request for ``tool`` in the split's templates and paraphrases; split "templates"
+    (an evaluation's, never trained on) puts the training paraphrases in the held-out templates."""
+    if split == "templates":
+        return rng.choice(REQUEST["heldout"]).format(p=rng.choice(phrases(tool, "train")))
     return rng.choice(REQUEST[split]).format(p=rng.choice(phrases(tool, split)))
 
 

@@ -96,8 +96,9 @@ def evaluate_tools(model, arch: str, samples_per_tool: int = 1, max_new: int = 1
     """Generate a definition for each request (after the TOOL_DEF role byte) and check it;
     generate a call for each call request (after the TOOL_CALL role byte) and check that.
 
-    ``split``: "heldout" (the evaluation: held-out paraphrases and templates) or "train" (the
-    training ones, to tell a request the model cannot map to its tool from one it never learned).
+    ``split``: "heldout" (the evaluation: held-out paraphrases and templates), "train" (the
+    training ones, to tell a request the model cannot map to its tool from one it never learned)
+    or "templates" (the held-out templates around the training paraphrases: the frame alone unseen).
     ``named`` is the share of requests whose definition validates and names the requested tool.
     ``valid`` / ``named`` / ``passed`` are of the greedy first definition; with ``retries`` the
     result also holds ``retried``: the same shares after the runtime's retries

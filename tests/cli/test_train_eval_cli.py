@@ -94,6 +94,9 @@ def test_eval_impulses_and_tools(trained):
     res = runner.invoke(app, ["eval", "tools", "--model", str(out), "--limit", "1", "--max-bytes", "32",
                               "--split", "train"])
     assert res.exit_code == 0 and "1 train requests" in res.output and "shares a word" not in res.output, res.output
+    res = runner.invoke(app, ["eval", "tools", "--model", str(out), "--limit", "1", "--max-bytes", "32",
+                              "--split", "templates", "--retries", "0"])
+    assert res.exit_code == 0 and "1 templates requests" in res.output, res.output
     res = runner.invoke(app, ["eval", "updates", "--model", str(out), "--facts", "2", "--samples", "1", "--json"])
     assert res.exit_code == 0, res.output
     rep = json.loads(res.stdout)["results"][str(out)]
@@ -117,6 +120,7 @@ def test_eval_impulses_and_tools(trained):
     (["eval", "tools", "--split", "test"], "--split"),
     (["eval", "forget", "--split", "test"], "--split"),
     (["eval", "updates", "--split", "test"], "--split"),
+    (["eval", "replies", "--split", "templates"], "expected heldout or train"),   # a tools-only split
 ])
 def test_bad_input_is_one_error_line_and_nonzero_exit(args, message):
     res = runner.invoke(app, args)

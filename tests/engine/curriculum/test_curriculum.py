@@ -272,6 +272,15 @@ def test_cue_words_are_the_held_out_words_only_the_tools_own_training_requests_s
     assert "km" not in toolset.cue_words(a) and "km" in toolset.cue_words(a, [a])
 
 
+def test_the_templates_split_frames_training_paraphrases_in_held_out_templates():
+    import random
+    tool = toolset.BY_NAME["to_upper"]
+    for seed in range(20):
+        text = toolset.request_text(tool, random.Random(seed), "templates")
+        frame = next(f for f in toolset.REQUEST["heldout"] if text.startswith(f.split("{p}")[0]))
+        assert text[len(frame.split("{p}")[0]):].rstrip("?") in toolset.phrases(tool, "train")
+
+
 def test_every_tool_validates_with_toolsmith_and_passes_its_tests_in_the_sandbox():
     from toolsmith.definition import ToolDefinition
     from toolsmith.sandbox import run_source
