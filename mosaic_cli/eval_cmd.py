@@ -211,8 +211,8 @@ def tools(
         if r.get("retried"):
             a = r["retried"]
             typer.echo(f"{name}: after up to {a['retries']} retries as chat makes them ({a['rewritten']} "
-                       f"rewritten at temperature {a['temperature']:g}): valid {100 * a['valid']:.1f}%, right tool "
-                       f"{100 * a['named']:.1f}%, passed tests {100 * a['passed']:.1f}%")
+                       f"rewritten at temperature {a['temperature']:g}): valid {100 * a['valid']:.1f}%, "
+                       f"right tool {100 * a['named']:.1f}%, passed tests {100 * a['passed']:.1f}%")
 
 
 @eval_app.command("impulses")

@@ -62,7 +62,8 @@ def check_call(text: str, tool: toolset.Tool, args: dict) -> dict:
 
 def _shares(rows: list[dict]) -> dict:
     n = max(len(rows), 1)
-    return {"valid": sum(r["valid"] for r in rows) / n, "named": sum(bool(r.get("name_matches")) for r in rows) / n,
+    return {"valid": sum(r["valid"] for r in rows) / n,
+            "named": sum(bool(r.get("name_matches")) for r in rows) / n,
             "passed": sum(r["passed"] for r in rows) / n}
 
 
@@ -121,7 +122,8 @@ def evaluate_tools(model, arch: str, samples_per_tool: int = 1, max_new: int = 1
         retried = {"retries": retries, "temperature": retry_temperature, **_shares(again),
                    "rewritten": sum(r["attempts"] > 1 for r in again),
                    "rows": [{k: r[k] for k in ("tool", "attempts", "valid", "passed", "errors")}
-                            | {"name_matches": r.get("name_matches", False)} for r in again if r["attempts"] > 1]}
+                            | {"name_matches": r.get("name_matches", False)}
+                            for r in again if r["attempts"] > 1]}
     return {"requests": len(rows), "split": split, **_shares(rows), "sandbox": "toolsmith.sandbox.run_source",
             # passing split by whether the held-out wording shares a word with the tool's training
             # requests that no other tool's have (curriculum.tools.cue_words; meant for "heldout")

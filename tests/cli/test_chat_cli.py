@@ -54,7 +54,8 @@ def test_plain_chat_names_a_proposed_or_rejected_tool():
     assert note == "tool rejected: reverse_text: name: 'reverse_text' collides with a built-in tool"
     assert tool_note(Ev(type="ToolRejected", payload={"name": None, "status": "invalid"})) == \
         "tool rejected: (no name): invalid"
-    note = tool_note(Ev(type="ToolDefinitionRetried", payload={"attempt": 2, "errors": ["definition: not JSON"]}))
+    note = tool_note(Ev(type="ToolDefinitionRetried",
+                        payload={"attempt": 2, "errors": ["definition: not JSON"]}))
     assert note == "tool definition did not validate (definition: not JSON); writing it again (retry 2)"
     assert tool_note(Ev(type="Response", payload={})) is None
 

@@ -36,8 +36,10 @@ def test_checked_definition_says_what_is_wrong_and_ignores_taken_names():
     d = make_def()
     defn, errors = checked_definition(stream.TOOL_DEF + json.dumps(d) + stream.END)
     assert errors == [] and defn.name == d["name"]
-    assert checked_definition(json.dumps(make_def(name="add")))[1] == []   # a built-in's name: the registry's call
-    for bad, field in (("{not json", "JSON"), (json.dumps(dict(d, implementation="def f(:")), "implementation"),
+    # a built-in's name is the registry's call
+    assert checked_definition(json.dumps(make_def(name="add")))[1] == []
+    for bad, field in (("{not json", "JSON"),
+                       (json.dumps(dict(d, implementation="def f(:")), "implementation"),
                        (json.dumps({k: v for k, v in d.items() if k != "parameters"}), "parameters")):
         defn, errors = checked_definition(bad)
         assert defn is None and errors and field in errors[0], errors

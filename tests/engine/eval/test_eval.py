@@ -181,7 +181,8 @@ def test_retries_rewrite_only_the_definitions_that_do_not_validate(monkeypatch):
     from engine.curriculum.episodes import tool_request_prompt
     tools = [toolset.BY_NAME["to_upper"], toolset.BY_NAME["to_lower"], toolset.BY_NAME["reverse_string"]]
     reqs = [(t, *tool_request_prompt(t, 0, "heldout")) for t in tools]
-    rows = [check_definition("{broken", tools[0]), check_definition(toolset.definition_json(tools[1]), tools[1]),
+    rows = [check_definition("{broken", tools[0]),
+            check_definition(toolset.definition_json(tools[1]), tools[1]),
             check_definition("{broken", tools[2])]
     calls = []
 

@@ -354,7 +354,8 @@ def test_definition_retries_stop_at_the_limit_and_can_be_turned_off():
             _turn_end(rec, ev.id)
             rejected = rec.wait_for(lambda e: e.type in ("ToolProposed", "ToolRejected"))
             assert rejected.type == "ToolRejected" and rejected.payload["status"] == "invalid"
-            assert [e.payload["attempt"] for e in rec.of("ToolDefinitionRetried")] == list(range(1, retries + 1))
+            attempts = [e.payload["attempt"] for e in rec.of("ToolDefinitionRetried")]
+            assert attempts == list(range(1, retries + 1))
             assert model.roles_seen.count(0x14) == retries + 1
             assert rec.wait_for(lambda e: e.type == "Response").payload["text"] == "sorry"
         finally:
