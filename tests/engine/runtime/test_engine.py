@@ -281,21 +281,36 @@ def test_tool_call_turn_goes_to_the_tool_service_and_its_result_is_fed_back():
         assert eng.stop()
 
 
-def test_a_tool_definition_is_not_cut_at_the_reply_cap():
+def _definition_turn():
+    """A curriculum tool that is no built-in, and its definition as a whole TOOL_DEF turn."""
     from engine.curriculum import tools as toolset
-    from engine.toolbridge import ToolService
     from toolsmith import BUILTIN_NAMES
     tool = next(t for t in toolset.TOOLS if t.name not in BUILTIN_NAMES)
-    definition = "\x14" + toolset.definition_json(tool) + "\n"
-    assert len(definition) > 200
-    model = ScriptedModel(tiny_model(), reply=[definition, "\x12proposed\n"])
-    eng, rec = _engine(model, max_turn_bytes=40)
+    return tool, "\x14" + toolset.definition_json(tool) + "\n"
+
+
+def _tool_engine(replies, **kw):
+    """A started engine with a ToolService whose model spells ``replies``, one per model turn."""
+    from engine.toolbridge import ToolService
+    model = ScriptedModel(tiny_model(), reply=replies)
+    eng, rec = _engine(model, **{"max_turn_bytes": 40, **kw})
     eng.tools = ToolService()
     eng.start()
+    return model, eng, rec
+
+
+def _proposal_fate(eng, rec, text):
+    ev = eng.submit_user(text)
+    _turn_end(rec, ev.id)
+    return ev, rec.wait_for(lambda e: e.type in ("ToolProposed", "ToolRejected"))
+
+
+def test_a_tool_definition_is_not_cut_at_the_reply_cap():
+    tool, definition = _definition_turn()
+    assert len(definition) > 200
+    model, eng, rec = _tool_engine([definition, "\x12proposed\n"])
     try:
-        ev = eng.submit_user("make a tool that reverses text")
-        _turn_end(rec, ev.id)
-        proposed = rec.wait_for(lambda e: e.type in ("ToolProposed", "ToolRejected"))
+        _, proposed = _proposal_fate(eng, rec, "make a tool that reverses text")
         assert proposed.type == "ToolProposed", proposed.payload
         assert proposed.payload["name"] == tool.name
         resp = rec.wait_for(lambda e: e.type == "Response")
@@ -307,27 +322,14 @@ def test_a_tool_definition_is_not_cut_at_the_reply_cap():
         assert eng.stop()
 
 
-def _definition_turn(name_not_in=()):
-    from engine.curriculum import tools as toolset
-    from toolsmith import BUILTIN_NAMES
-    tool = next(t for t in toolset.TOOLS if t.name not in BUILTIN_NAMES and t.name not in name_not_in)
-    return tool, "\x14" + toolset.definition_json(tool) + "\n"
-
-
 BROKEN = '\x14{"name": "broken_tool", "implementation": "def broken_tool(:"}\n'
 
 
 def test_a_definition_that_does_not_validate_is_written_again_from_the_state_before_it():
-    from engine.toolbridge import ToolService
     tool, good = _definition_turn()
-    model = ScriptedModel(tiny_model(), reply=[BROKEN, good, "\x12proposed\n"])
-    eng, rec = _engine(model, max_turn_bytes=40)
-    eng.tools = ToolService()
-    eng.start()
+    model, eng, rec = _tool_engine([BROKEN, good, "\x12proposed\n"])
     try:
-        ev = eng.submit_user("make a tool that reverses text")
-        _turn_end(rec, ev.id)
-        proposed = rec.wait_for(lambda e: e.type in ("ToolProposed", "ToolRejected"))
+        ev, proposed = _proposal_fate(eng, rec, "make a tool that reverses text")
         assert proposed.type == "ToolProposed" and proposed.payload["name"] == tool.name
         retried = rec.of("ToolDefinitionRetried")
         assert [e.payload["attempt"] for e in retried] == [1] and retried[0].payload["errors"]
@@ -343,16 +345,10 @@ def test_a_definition_that_does_not_validate_is_written_again_from_the_state_bef
 
 
 def test_definition_retries_stop_at_the_limit_and_can_be_turned_off():
-    from engine.toolbridge import ToolService
     for retries in (2, 0):
-        model = ScriptedModel(tiny_model(), reply=[BROKEN] * (retries + 1) + ["\x12sorry\n"])
-        eng, rec = _engine(model, max_turn_bytes=40, tool_def_retries=retries)
-        eng.tools = ToolService()
-        eng.start()
+        model, eng, rec = _tool_engine([BROKEN] * (retries + 1) + ["\x12sorry\n"], tool_def_retries=retries)
         try:
-            ev = eng.submit_user("make a tool")
-            _turn_end(rec, ev.id)
-            rejected = rec.wait_for(lambda e: e.type in ("ToolProposed", "ToolRejected"))
+            _, rejected = _proposal_fate(eng, rec, "make a tool")
             assert rejected.type == "ToolRejected" and rejected.payload["status"] == "invalid"
             attempts = [e.payload["attempt"] for e in rec.of("ToolDefinitionRetried")]
             assert attempts == list(range(1, retries + 1))
