@@ -527,7 +527,9 @@ class Engine:
         if self.tools is None or self.config.tool_def_retries <= 0:
             return self._generate(turn_id)
         from engine.toolbridge import checked_definition
-        mark = (self.state.fork(), self._tape.end, self._last_logits, len(self._turn_bytes))
+        # the logits are cloned: a fast path's step returns them in a buffer the next step reuses
+        logits = None if self._last_logits is None else self._last_logits.clone()
+        mark = (self.state.fork(), self._tape.end, logits, len(self._turn_bytes))
         turn = self._generate(turn_id)
         for attempt in range(1, self.config.tool_def_retries + 1):
             if turn.role != "tool_def" or turn.ended_by == "stop" or self._stopping.is_set():

@@ -344,6 +344,34 @@ def test_a_definition_that_does_not_validate_is_written_again_from_the_state_bef
     assert int(eng.state.position[0]) == eng._tape.end
 
 
+class _StaticLogits(ScriptedModel):
+    """Its steps return their logits in one buffer, as the CUDA-graph fast path does."""
+
+    def step(self, ids, state):
+        from types import SimpleNamespace
+        out = super().step(ids, state)
+        if not hasattr(self, "buf"):
+            self.buf = out.logits.clone()
+        self.buf.copy_(out.logits)
+        return SimpleNamespace(logits=self.buf, opcodes=out.opcodes, info=out.info)
+
+
+def test_a_retry_starts_from_the_logits_before_the_definition_not_from_a_reused_buffer():
+    from engine.toolbridge import ToolService
+    # stepped input (no prefill): the logits that chose the definition's role byte live in the
+    # buffer, which the broken definition's END overwrites with those of the words after it
+    model = _StaticLogits(tiny_model(), reply=[BROKEN, "\x12sorry\n"])
+    eng, rec = _engine(model, max_turn_bytes=40, tool_def_retries=1, prefill=False)
+    eng.tools = ToolService()
+    eng.start()
+    try:
+        _, fate = _proposal_fate(eng, rec, "make a tool")
+        assert fate.type == "ToolRejected" and len(rec.of("ToolDefinitionRetried")) == 1
+        assert model.roles_seen.count(0x14) == 2      # the retry wrote a definition again
+    finally:
+        assert eng.stop()
+
+
 def test_definition_retries_stop_at_the_limit_and_can_be_turned_off():
     for retries in (2, 0):
         model, eng, rec = _tool_engine([BROKEN] * (retries + 1) + ["\x12sorry\n"], tool_def_retries=retries)
