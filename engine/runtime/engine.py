@@ -684,7 +684,7 @@ class Engine:
     def _end_turn(self, turn_id: str, origin: str, turns: list[_Turn], replied: bool, **extra: Any) -> None:
         self._feed_learner()
         # a turn is far shorter than the tape, so a fact told in it still has its cue there
-        self._cues = cue_book(self.state, self._tape, self._cues)
+        self._refresh_cues()
         self.counters["turns"] += 1
         last = turns[-1] if turns else None
         self._emit(Event("TurnEnded", {
@@ -731,14 +731,18 @@ class Engine:
         return [stream.replay(t) for t in texts]
 
     # -- persistence --------------------------------------------------------------------------
+    def _refresh_cues(self) -> None:
+        self._cues = cue_book(self.state, self._tape, self._cues)
+
     def _runtime_dict(self) -> dict[str, Any]:
         return {"ledger": self.ledger.to_dict(), "metrics": self.metrics.to_dict(),
                 "counters": dict(self.counters), "tape": self._tape.to_dict(),
-                "cues": book_to_dict(cue_book(self.state, self._tape, self._cues)), "saved_ts": time.time()}
+                "cues": book_to_dict(self._cues), "saved_ts": time.time()}
 
     def _save(self, reason: str) -> None:
         if self.session is None:
             return
+        self._refresh_cues()     # an autosave may come between turns
         saved = self.session.save(self.state, self._runtime_dict())
         self.generation = saved.generation
         self._last_save = time.monotonic()
