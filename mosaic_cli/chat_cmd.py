@@ -9,6 +9,7 @@ which saves the session and flushes its log, and the command exits 0.
 """
 from __future__ import annotations
 
+import json
 import signal
 import sys
 import threading
@@ -161,7 +162,8 @@ def _tui(mode: str) -> Any:
 
 
 def tool_note(ev: Any) -> str | None:
-    """The one line ``--plain`` prints on stderr for a tool proposal's fate (None for other events)."""
+    """The one line ``--plain`` prints on stderr for a tool proposal's fate or a call's result (None
+    for other events): the result as the tool returned it, whatever the reply makes of it."""
     p = ev.payload
     if ev.type == "ToolProposed":
         return (f"tool proposed: {p.get('name')} v{p.get('version')}; review it with "
@@ -172,6 +174,10 @@ def tool_note(ev: Any) -> str | None:
     if ev.type == "ToolDefinitionRetried":
         why = "; ".join(p.get("errors") or []) or "invalid"
         return f"tool definition did not validate ({why}); writing it again (retry {p.get('attempt')})"
+    if ev.type == "ToolResult":
+        if p.get("ok"):
+            return f"tool {p.get('name')} returned {json.dumps(p.get('result'))[:300]}"
+        return f"tool {p.get('name')} failed ({p.get('error_type') or 'error'}): {str(p.get('error'))[:300]}"
     return None
 
 
@@ -200,7 +206,8 @@ def _plain_chat(engine: Any, jsonl: bool) -> None:
                 sys.stderr.write(note + "\n")
                 sys.stderr.flush()
 
-    for kind in ("Response", "TurnEnded", "ToolProposed", "ToolRejected", "ToolDefinitionRetried"):
+    for kind in ("Response", "TurnEnded", "ToolProposed", "ToolRejected", "ToolDefinitionRetried",
+                 "ToolResult"):
         engine.bus.subscribe(kind, on_event)
     if jsonl:
         engine.bus.subscribe("*", _JsonlPrinter())

@@ -190,8 +190,9 @@ def tools(
     """Share of held-out tool requests whose generated definition validates, that name the
     requested tool, and whose tool passes the request's test cases in toolsmith's sandbox; and
     share of requests to use a tool (fresh arguments) whose generated call names it and carries
-    exactly those arguments. The shares are of the first (greedy) definition; "retried" gives them
-    after chat's retries of definitions that do not validate."""
+    exactly those arguments, by the model alone and with string and number arguments copied from
+    the request as chat writes them. The shares are of the first (greedy) definition; "retried"
+    gives them after chat's retries of definitions that do not validate."""
     from engine.eval import run
     from engine.runtime.engine import EngineConfig
     check_split(split, ("heldout", "train", "templates"))
@@ -207,7 +208,8 @@ def tools(
                 f"tool's training requests, {100 * r['passed_uncued']:.1f}% of the rest)") if split == "heldout" else ""
         typer.echo(f"{name}: {r['requests']} {split} requests, valid {100 * r['valid']:.1f}%, right tool "
                    f"{100 * r['named']:.1f}%, passed tests {100 * r['passed']:.1f}%{cues}; {r['calls']} calls, "
-                   f"right tool {100 * r['call_named']:.1f}%, exact arguments {100 * r['call_exact']:.1f}%")
+                   f"right tool {100 * r['call_named']:.1f}%, exact arguments {100 * r['call_exact']:.1f}% "
+                   f"({100 * r['call_copied_exact']:.1f}% copied from the request as chat writes them)")
         if r.get("retried"):
             a = r["retried"]
             typer.echo(f"{name}: after up to {a['retries']} retries as chat makes them ({a['rewritten']} "

@@ -45,9 +45,12 @@ def greedy_generate(model, arch: str, prompts: list[bytes], max_new: int, stop: 
 
 @torch.no_grad()
 def generate(model, arch: str, prompts: list[bytes], max_new: int, stop: int = ord("\n"),
-             temperature: float = 0.0, generator: torch.Generator | None = None) -> list[bytes]:
+             temperature: float = 0.0, generator: torch.Generator | None = None,
+             allowed: list | None = None) -> list[bytes]:
     """Continue each prompt until ``stop`` (not included) or ``max_new`` bytes: greedily, or with
     ``temperature`` > 0 sampled from softmax(logits / temperature) with ``generator`` (on the CPU).
+    ``allowed``: per prompt, None or a function of its continuation so far (as text) to the set of
+    bytes that may come next (None: any), e.g. :meth:`engine.call_copy.CallCopier.allowed`.
 
     Both models read the prompts in passes that read a shared prefix once (:func:`prefix_chains`:
     the questions of one conversation). MOSAIC (:func:`prefill`) then steps one byte at a time with
@@ -67,6 +70,11 @@ def generate(model, arch: str, prompts: list[bytes], max_new: int, stop: int = o
         state, last = prefill(model, prompts)
         advance = lambda cur: model.step(cur, state).logits  # noqa: E731
     def pick(logits: torch.Tensor) -> list[int]:     # [B, 256] -> one byte per row
+        if allowed is not None:
+            from engine.call_copy import restrict
+            logits = torch.stack([row if fn is None or done[i] else
+                                  restrict(row, fn(bytes(outs[i]).decode("utf-8", errors="replace")))
+                                  for i, (row, fn) in enumerate(zip(logits, allowed))])
         if temperature <= 0:
             return logits.argmax(-1).tolist()
         probs = torch.softmax(logits.float().cpu() / temperature, dim=-1)

@@ -2,7 +2,9 @@
 generated definition validates with toolsmith, and the share whose tool passes the request's
 own test cases when run in toolsmith's sandbox. Beside them, tool calls: for a request to use a
 tool (its call template with fresh random arguments, some of their words made up), the share of
-generated TOOL_CALL turns that name the tool and that give exactly the requested arguments."""
+generated TOOL_CALL turns that name the tool and that give exactly the requested arguments, written
+by the model alone and with the arguments copied from the request as chat writes them
+(``engine.call_copy``)."""
 from __future__ import annotations
 
 import json
@@ -12,6 +14,7 @@ import torch
 
 from prompts import stream
 
+from engine.call_copy import CallCopier
 from engine.curriculum import tools as toolset
 from engine.curriculum.episodes import tool_request_prompt
 from engine.eval.common import generate, greedy_generate
@@ -40,12 +43,13 @@ def check_definition(text: str, tool: toolset.Tool, run_tests: bool = True) -> d
     return res
 
 
-def call_prompt(tool: toolset.Tool, seed: int) -> tuple[str, dict]:
+def call_prompt(tool: toolset.Tool, seed: int) -> tuple[str, dict, str]:
     """A request to use ``tool`` with fresh arguments, as a stream prefix ending in the TOOL_CALL
-    role byte, and the arguments the call should carry."""
+    role byte, the arguments the call should carry, and the request's text."""
     rng = random.Random(f"mosaic-call/{seed}/{tool.name}")
     args = tool.sample(rng)
-    return stream.user(toolset.call_text(tool, args, rng)) + stream.TOOL_CALL, args
+    text = toolset.call_text(tool, args, rng)
+    return stream.user(text) + stream.TOOL_CALL, args, text
 
 
 def check_call(text: str, tool: toolset.Tool, args: dict) -> dict:
@@ -111,8 +115,15 @@ def evaluate_tools(model, arch: str, samples_per_tool: int = 1, max_new: int = 1
     for (t, _, _), row in zip(reqs, rows):
         row["cue_words"] = sorted(toolset.cue_words(t))
     calls = [(t, *call_prompt(t, seed)) for t in tools for seed in range(samples_per_tool)]
-    gens = greedy_generate(model, arch, [p.encode("utf-8") for _, p, _ in calls], max_new=400)
-    call_rows = [check_call(g.decode("utf-8", errors="replace"), t, a) for (t, _, a), g in zip(calls, gens)]
+    call_prompts = [p.encode("utf-8") for _, p, _, _ in calls]
+    gens = greedy_generate(model, arch, call_prompts, max_new=400)
+    text = lambda g: g.decode("utf-8", errors="replace")  # noqa: E731
+    call_rows = [check_call(text(g), t, a) for (t, _, a, _), g in zip(calls, gens)]
+    copy = [CallCopier(request).allowed for *_, request in calls]
+    gens = generate(model, arch, call_prompts, max_new=400, allowed=copy)
+    copied = [check_call(text(g), t, a) for (t, _, a, _), g in zip(calls, gens)]
+    for row, c in zip(call_rows, copied):
+        row["copied"] = {k: c[k] for k in ("named", "exact", "got")}
     nc = max(len(call_rows), 1)
     cued = [r for r in rows if r["cue_words"]]
     uncued = [r for r in rows if not r["cue_words"]]
@@ -131,4 +142,6 @@ def evaluate_tools(model, arch: str, samples_per_tool: int = 1, max_new: int = 1
             "passed_uncued": sum(r["passed"] for r in uncued) / max(len(uncued), 1),
             "calls": len(call_rows), "call_named": sum(r["named"] for r in call_rows) / nc,
             "call_exact": sum(r["exact"] for r in call_rows) / nc,
+            # the calls as chat writes them: string and number arguments copied from the request
+            "call_copied_exact": sum(r["copied"]["exact"] for r in call_rows) / nc,
             "retried": retried, "model": model_name, "arch": arch, "rows": rows, "call_rows": call_rows}

@@ -29,6 +29,7 @@ import torch
 
 import prompts
 from prompts import stream
+from engine.call_copy import CallCopier, restrict
 from engine.runtime.bus import EventBus, PriorityInbox
 from engine.runtime.consolidation import ConsolidationConfig, Consolidator, apply_prunes
 from engine.runtime.cues import Tape, book_from_dict, book_to_dict, cue_book, fact_cues
@@ -80,6 +81,9 @@ class EngineConfig:
     # this temperature, up to this many times (toolsmith's checks, before any proposal is recorded)
     tool_def_retries: int = 3
     tool_retry_temperature: float = 0.5
+    # a TOOL_CALL turn's string and number arguments are written as spans of the user's line that
+    # asked for it (engine.call_copy: the model still picks among the bytes that copy)
+    copy_call_args: bool = True
     prefill: bool = True                 # input turns through the parallel forward path (else step by step)
     fast_decode: bool = True             # generate through engine.vm.fastpath when it applies (same outputs)
     tool_deprecation_every_s: float = 3600.0  # how often idle time checks for tools to deprecate
@@ -137,6 +141,7 @@ class Engine:
         self._stepper: Any = None
         self._fast_ok = True
         self._turn_bytes = bytearray()         # what the model read and wrote this turn (for observe)
+        self._call_source: str | None = None    # the user's line a tool call copies its arguments from
         self.adapter_version: str | None = None
 
         mcfg = getattr(model, "config", None) or getattr(model, "cfg", None)
@@ -486,10 +491,14 @@ class Engine:
             view = self._step(END_BYTE)
             logits = view.logits
         cap, i = self.config.max_turn_bytes, 0
+        copier = None
         while i < cap:
             if self._stopping.is_set():
                 turn.ended_by = "stop"
                 break
+            if copier is not None:
+                written = bytes(turn.data[1:]).decode("utf-8", errors="replace")
+                logits = restrict(logits, copier.allowed(written))
             b = self._sample(logits, temperature)
             view = self._step(b)
             self.counters["generated"] += 1
@@ -500,6 +509,8 @@ class Engine:
                 turn.first_token_ts = time.time()
                 if turn.role in ("tool_def", "tool_call"):  # cut short it could never validate
                     cap = max(cap, self.config.max_code_turn_bytes)
+                if turn.role == "tool_call" and self.config.copy_call_args and self._call_source:
+                    copier = CallCopier(self._call_source)
             i += 1
             if self.config.publish_tokens:
                 self._emit(Event("Token", {"turn": turn_id, "byte": b, "opcode": view.opnames[-1]}))
@@ -591,7 +602,8 @@ class Engine:
         self._emit(ev)
         self.metrics.on_activity()
         try:
-            self._feed(stream.user(ev.payload.get("text", "")))
+            self._call_source = ev.payload.get("text", "")
+            self._feed(stream.user(self._call_source))
             final, turns = self._model_turns(ev.id, "user")
             text = final.text
             replied = (final.role in ("bot", None) and bool(text)
@@ -645,6 +657,7 @@ class Engine:
         self._emit(Event("SelfActivated", {"impulse": ev.id, "drive": ev.payload.get("drive")}))
         self.metrics.on_activity()
         try:
+            self._call_source = None        # no person's line for a call to copy from
             ops = self._feed(stream.impulse(self._render_impulse(ev.payload)))
             # IDLE on the impulse's role byte: the model answers by doing nothing
             if ops and ops[0] == OP_IDLE:

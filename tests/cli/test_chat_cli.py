@@ -60,6 +60,19 @@ def test_plain_chat_names_a_proposed_or_rejected_tool():
     assert tool_note(Ev(type="Response", payload={})) is None
 
 
+def test_plain_chat_prints_a_calls_result_as_the_tool_returned_it():
+    from types import SimpleNamespace as Ev
+    from mosaic_cli.chat_cmd import tool_note
+    ok = tool_note(Ev(type="ToolResult", payload={"name": "to_upper", "ok": True, "result": "GOOD DAY"}))
+    assert ok == 'tool to_upper returned "GOOD DAY"'
+    assert tool_note(Ev(type="ToolResult", payload={"name": "add", "ok": True, "result": [1, 2.5]})) == \
+        "tool add returned [1, 2.5]"
+    failed = tool_note(Ev(type="ToolResult", payload={"name": "nosuch", "ok": False, "result": None,
+                                                      "error": "no tool named nosuch",
+                                                      "error_type": "unknown_tool"}))
+    assert failed == "tool nosuch failed (unknown_tool): no tool named nosuch"
+
+
 def test_chat_plain_jsonl_prints_every_event(tiny_path):
     res = CliRunner().invoke(app, ["chat", "--plain", "--jsonl", "--no-impulses", "--model", tiny_path,
                                    "--max-turn-bytes", "20"], input="hello there\n")

@@ -214,6 +214,27 @@ def test_sampled_generation_follows_its_generator_and_is_greedy_when_cold():
         greedy_generate(m, "mosaic", prompts, 12)
 
 
+def test_generation_keeps_to_the_bytes_each_prompt_allows():
+    from engine.eval.common import generate
+    from engine.vm import ModelConfig, MosaicLM
+    torch.manual_seed(0)
+    m = MosaicLM(ModelConfig.preset("tiny")).eval()
+    prompts = [b"\x11hi\n\x12", b"\x11make a tool\n\x14", b"\x11go\n\x15"]
+    seen: list[str] = []
+
+    def abc_then_stop(so_far: str) -> set[int]:       # "abcabc...", ended after 7 bytes
+        seen.append(so_far)
+        return {ord("\n")} if len(so_far) == 7 else {ord("abc"[len(so_far) % 3])}
+
+    free = greedy_generate(m, "mosaic", prompts, 9)
+    for temperature in (0.0, 1.5):
+        outs = generate(m, "mosaic", prompts, 9, temperature=temperature, generator=torch.Generator(),
+                        allowed=[None, abc_then_stop, None])
+        assert outs[1] == b"abcabca"
+        assert outs[0] == free[0] or temperature > 0     # a row without a rule is left alone
+    assert "" in seen and "abcabca" in seen and all(len(s) <= 7 for s in seen)
+
+
 def test_tool_definitions_are_validated_and_run_in_the_sandbox():
     tool = toolset.BY_NAME["reverse_string"]
     good = check_definition(toolset.definition_json(tool), tool)
@@ -231,9 +252,10 @@ def test_tool_definitions_are_validated_and_run_in_the_sandbox():
 def test_tool_calls_are_checked_for_the_tool_and_the_exact_arguments():
     from engine.eval.tools import call_prompt, check_call
     tool = toolset.BY_NAME["repeat_text"]
-    prompt, args = call_prompt(tool, 3)
+    prompt, args, text = call_prompt(tool, 3)
     assert prompt.endswith(stream.TOOL_CALL) and str(args["times"]) in prompt
-    assert call_prompt(tool, 3) == (prompt, args)  # deterministic by seed
+    assert prompt == stream.user(text) + stream.TOOL_CALL
+    assert call_prompt(tool, 3) == (prompt, args, text)  # deterministic by seed
     right = json.dumps({"name": tool.name, "args": args})
     assert check_call(right, tool, args)["exact"]
     wrong_arg = json.dumps({"name": tool.name, "args": dict(args, times=args["times"] + 1)})

@@ -515,3 +515,24 @@ def test_idle_time_deprecates_unused_tools():
     # hidden from the model, kept on disk
     assert "shout" not in {r.name for r in tools.registry.model_tools()}
     assert tools.registry.get("shout").name == "shout"
+
+
+def _call_result(copy: bool):
+    """A model that writes a call whose argument drifts ("goXd dXy" for "good day"): the ToolCalled
+    and ToolResult payloads, with or without the copied arguments."""
+    call = '\x15{"name": "reverse_text", "args": {"text": "goXd dXy"}}\n'
+    model, eng, rec = _tool_engine([call, "\x12done\n"], copy_call_args=copy)
+    try:
+        ev = eng.submit_user("please reverse 'good day' for me")
+        _turn_end(rec, ev.id)
+        return (rec.wait_for(lambda e: e.type == "ToolCalled").payload,
+                rec.wait_for(lambda e: e.type == "ToolResult").payload)
+    finally:
+        assert eng.stop()
+
+
+def test_a_call_copies_its_argument_from_the_persons_line():
+    called, result = _call_result(copy=True)
+    assert called["args"] == {"text": "good day"} and result["ok"] and result["result"] == "yad doog"
+    called, result = _call_result(copy=False)        # the model's own bytes, as written
+    assert called["args"] == {"text": "goXd dXy"} and result["result"] == "yXd dXog"

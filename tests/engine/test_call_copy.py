@@ -1,0 +1,125 @@
+"""engine.call_copy: a tool call's argument values are written as spans of the request."""
+from __future__ import annotations
+
+import json
+import random
+import re
+
+import pytest
+import torch
+
+from engine.call_copy import CallCopier, restrict
+
+HEAD = '{"name": "some_tool", "args": {'
+WORDS = ("dog", "fovos", "a", "Zas", "river-bank", "it's", "x1", "don", "donkey")
+
+
+def _request(rng: random.Random) -> str:
+    words = [rng.choice(WORDS) for _ in range(rng.randint(1, 5))]
+    nums = [str(rng.randint(-50, 5000)) for _ in range(rng.randint(0, 3))]
+    if rng.random() < 0.5:
+        nums.append(f"{rng.randint(0, 99)}.{rng.randint(0, 99)}")
+    parts = [f"'{' '.join(words)}'", *nums, "please?"]
+    rng.shuffle(parts)
+    return " ".join(parts)
+
+
+def _write(copier: CallCopier, text: str, rng: random.Random, stop: set[int],
+           among: set[int] | None = None, limit: int = 200) -> str:
+    """Append random bytes the copier allows (and ``among`` keeps) until one of ``stop``; returns
+    what was written, the stop byte included."""
+    out = ""
+    for _ in range(limit):
+        allowed = copier.allowed(text + out)
+        assert allowed, (text + out, copier.source)
+        b = rng.choice(sorted(allowed & among if among is not None else allowed))
+        if b in stop:
+            return out + chr(b)
+        out += chr(b)
+    raise AssertionError(f"no end after {limit} bytes: {out!r}")
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_a_string_value_written_under_the_mask_is_a_whole_span_of_the_request(seed):
+    rng = random.Random(seed)
+    src = _request(rng)
+    value = _write(CallCopier(src), HEAD + '"text": "', rng, {ord('"')})[:-1]
+    assert value and value in src
+    # it starts a word and ends where no letter or digit follows, at one place at least
+    spans = [m.start() for m in re.finditer(re.escape(value), src)]
+    assert any((i == 0 or not src[i - 1].isalnum()) and
+               (i + len(value) == len(src) or not src[i + len(value)].isalnum()) for i in spans)
+
+
+NUMBER_START = set(b"0123456789-")
+NUMBER_END = set(b",}] \n")
+
+
+def _number(copier: CallCopier, text: str, rng: random.Random) -> str:
+    """A number value written under the mask after ``text`` (where a value starts)."""
+    first = _write(copier, text, rng, NUMBER_START, among=NUMBER_START)
+    return first + _write(copier, text + first, rng, NUMBER_END)[:-1]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_a_number_value_written_under_the_mask_is_a_whole_number_of_the_request(seed):
+    rng = random.Random(seed)
+    src = _request(rng) + f" {rng.randint(0, 999)}"
+    numbers = re.findall(r"-?\d+(?:\.\d+)?", src)
+    copier = CallCopier(src)
+    value = _number(copier, HEAD + '"n": ', rng)
+    assert value in numbers
+    # in a list, each item after a comma is again a whole number of the request
+    text = HEAD + '"xs": [' + value + ", "
+    assert _number(copier, text, rng) in numbers
+
+
+def test_where_no_value_is_written_nothing_is_masked():
+    c = CallCopier("please make 'good day' upper case")
+    head = '{"name": "to_upper", '
+    for text in ("", '{"na', head + '"ar', head + '"args": {"te', head + '"args": {"text": "good day"}',
+                 head + '"args": {"text": "good day"}}'):
+        assert c.allowed(text) is None, text
+    # no number in the request: a value may start however the model likes
+    assert c.allowed('{"name": "to_upper", "args": {"text": ') is None
+
+
+def test_the_mask_follows_the_request_and_lets_go_of_a_value_it_cannot_continue():
+    c = CallCopier("please make 'good day' upper case")
+    head = '{"name": "to_upper", "args": {"text": "'
+    assert c.allowed(head + "goo") == {ord("d")}
+    assert c.allowed(head + "good") == {ord(" "), ord('"')}          # go on, or close at a word's end
+    assert ord('"') not in c.allowed(head + "goo")                    # never inside a word
+    assert c.allowed(head + "gox") is None                            # not in the request: free
+    assert c.allowed(head + 'g\\"') is None                           # escapes: free
+    assert ord("e") not in c.allowed(head)                            # no word of it starts with "e"
+    assert ord("u") in c.allowed(head) and ord("'") not in c.allowed(head)
+    n = CallCopier("what is 138 plus 583?")
+    nums = '{"name": "add_numbers", "args": {"a": '
+    assert n.allowed(nums) >= {ord("1"), ord("5")} and ord("3") not in n.allowed(nums)
+    assert n.allowed(nums + "13") == {ord("8")}                       # no early end inside a number
+    assert ord(",") in n.allowed(nums + "138") and ord("8") not in n.allowed(nums + "138")
+    assert n.allowed(nums + "138, \"b\": 5") == {ord("8")}
+    assert n.allowed(nums + "7") is None                              # not a number of the request
+
+
+def test_restrict_masks_everything_outside_the_allowed_bytes():
+    logits = torch.randn(2, 256)
+    assert restrict(logits, None) is logits
+    out = restrict(logits, {3, 200})
+    assert torch.equal(out[:, [3, 200]], logits[:, [3, 200]])
+    keep = torch.zeros(256, dtype=torch.bool)
+    keep[[3, 200]] = True
+    assert torch.isinf(out[:, ~keep]).all() and (out[:, ~keep] < 0).all()
+    assert out.argmax(-1).tolist() == [3 if logits[i, 3] > logits[i, 200] else 200 for i in range(2)]
+
+
+def test_a_call_written_under_the_mask_parses_when_the_model_closes_it():
+    c = CallCopier("in 'dog fovos' replace 'dog' with 'zas', 3 times")
+    text = '{"name": "replace_word", "args": {"text": "'
+    for part in ("dog fovos", '", "old": "', "dog", '", "times": ', "3", "}}"):
+        for ch in part:
+            allowed = c.allowed(text)
+            assert allowed is None or ord(ch) in allowed, (text, ch)
+            text += ch
+    assert json.loads(text)["args"] == {"text": "dog fovos", "old": "dog", "times": 3}
