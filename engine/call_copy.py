@@ -1,4 +1,5 @@
-"""Copied call arguments: the bytes a TOOL_CALL turn may write next inside an argument value.
+"""Copied tool values: the bytes a TOOL_CALL turn may write next inside an argument value, and
+those a reply may write where it recalls a tool's result.
 
 A call's string and number arguments are spans of the request that asked for it ("please make
 'good day' upper case" -> ``{"name": "to_upper", "args": {"text": "good day"}}``): the curriculum
@@ -11,16 +12,25 @@ the allowed bytes, and the value's start, end and type.
 Where a value starts, ends and what a span may be:
 - a string value is a span that starts a word of the request (its first character, neither a
   space nor a quote, begins the request or follows a character that is not a letter or digit) and
-  closes where the span is
-  followed in the request by a character that is not a letter or digit, or ends it;
+  closes where the span is followed in the request by a character that is not a letter or digit,
+  or ends it;
 - a number value is a whole number of the request (``-?\\d+(\\.\\d+)?``): its bytes extend one, and
   it ends only where it equals one;
 - keys, names and everything outside ``"args"`` are not constrained; nor is a string value that
   the request cannot continue (a value it does not hold: the model writes it as it will).
+
+The reply after a TOOL_RESULT turn shows the result ("done: GOOD DAY."), recalled from memory:
+the curriculum labels READ_MEM at every position whose next byte is recalled, and the model's own
+opcode says so too. :class:`ResultCopier`: where the reply's opcode first turns READ_MEM, the
+result is written whole (the model decides where it goes, the bytes are the result's). Results
+that the curriculum does not hold in memory (lists of words, long text) are written without
+READ_MEM, and so as the model writes them.
+
 Pure functions of text (and :func:`restrict`, which applies what they allow to logits).
 """
 from __future__ import annotations
 
+import json
 import re
 
 import torch
@@ -100,7 +110,7 @@ class CallCopier:
     def __init__(self, source: str):
         self.source = source
         self.numbers = tuple(m.group() for m in _NUMBER.finditer(source))
-        # word starts: the positions a string value may begin at (not at a space or a quote)
+        # word starts: where a string value may begin (not at a space or a quote)
         self._starts = [i for i, ch in enumerate(source) if (i == 0 or not source[i - 1].isalnum())
                         and not ch.isspace() and ch not in "'\""]
 
@@ -120,20 +130,28 @@ class CallCopier:
         starts = {ord(n[0]) for n in self.numbers}
         return None if not starts else starts | {ord(c) for c in '"[{tfn '}
 
-    def _string(self, cur: str) -> set[int] | None:
-        if "\\" in cur or not cur.isascii():
-            return None             # escapes and non-ASCII text are written as the model will
-        out: set[int] = set()
+    def _after(self, cur: str) -> tuple[set[str], bool]:
+        """The characters that continue ``cur`` as a span that starts a word of the request, and
+        whether ``cur`` (non-empty) may end here: one of its places is followed by a character that
+        is not a letter or digit, or by the end of the request."""
+        nxt: set[str] = set()
+        closable = False
         n, src = len(cur), self.source
         for i in self._starts:
             if not src.startswith(cur, i):
                 continue
             j = i + n
-            if j == len(src) or not src[j].isalnum():
-                if n:
-                    out.add(ord('"'))
-            if j < len(src) and src[j] not in '"\\' and src[j].isascii():
-                out.add(ord(src[j]))
+            if n and (j == len(src) or not src[j].isalnum()):
+                closable = True
+            if j < len(src):
+                nxt.add(src[j])
+        return nxt, closable
+
+    def _string(self, cur: str) -> set[int] | None:
+        if "\\" in cur or not cur.isascii():
+            return None             # escapes and non-ASCII text are written as the model will
+        nxt, closable = self._after(cur)
+        out = {ord(c) for c in nxt if c not in '"\\' and c.isascii()} | ({ord('"')} if closable else set())
         return out or None
 
     def _number(self, cur: str) -> set[int] | None:
@@ -141,6 +159,49 @@ class CallCopier:
         if cur in self.numbers:
             out |= _NUMBER_END
         return out or None
+
+
+class ResultCopier:
+    """A tool's result as the reply after it shows it. ``result``: as the curriculum's replies show
+    it (a string as it is, anything else as JSON: :func:`shown`). One per reply: it remembers
+    where the copy began."""
+
+    def __init__(self, result: str):
+        self.result = result
+        self._from: int | None = None    # where in the reply the copy began
+        self.done = False
+
+    def allowed(self, reply: str, reading: bool) -> set[int] | None:
+        """The bytes the reply may write after ``reply`` (its text so far), ``reading`` being
+        whether its opcode at the last byte was READ_MEM (the next byte is recalled). The first
+        such step begins the copy, from the result's start or from as much of it as the reply has
+        just written at a word's start; from there the result is written whole, then the reply is
+        free again. None: any byte."""
+        if self.done or not self.result.isascii():
+            return None
+        if self._from is None:
+            if not reading:
+                return None
+            self._from = len(reply) - _written_start(reply, self.result)
+        copied = reply[self._from:]
+        if copied == self.result or not self.result.startswith(copied):
+            self.done = True
+            return None
+        return {ord(self.result[len(copied)])}
+
+
+def _written_start(reply: str, result: str) -> int:
+    """The longest start of ``result`` that ``reply`` ends with, beginning a word of the reply."""
+    for k in range(min(len(reply), len(result) - 1), 0, -1):
+        at = len(reply) - k
+        if reply.endswith(result[:k]) and (at == 0 or not reply[at - 1].isalnum()):
+            return k
+    return 0
+
+
+def shown(result) -> str:
+    """A tool's result as the curriculum's replies show it: a string as it is, else its JSON."""
+    return result if isinstance(result, str) else json.dumps(result)
 
 
 def restrict(logits: torch.Tensor, allowed: set[int] | None) -> torch.Tensor:

@@ -191,7 +191,8 @@ def tools(
     requested tool, and whose tool passes the request's test cases in toolsmith's sandbox; and
     share of requests to use a tool (fresh arguments) whose generated call names it and carries
     exactly those arguments, by the model alone and with string and number arguments copied from
-    the request as chat writes them. The shares are of the first (greedy) definition; "retried"
+    the request as chat writes them; and share of replies after the right call and its result that
+    show the result, both ways. The shares are of the first (greedy) definition; "retried"
     gives them after chat's retries of definitions that do not validate."""
     from engine.eval import run
     from engine.runtime.engine import EngineConfig
@@ -209,7 +210,9 @@ def tools(
         typer.echo(f"{name}: {r['requests']} {split} requests, valid {100 * r['valid']:.1f}%, right tool "
                    f"{100 * r['named']:.1f}%, passed tests {100 * r['passed']:.1f}%{cues}; {r['calls']} calls, "
                    f"right tool {100 * r['call_named']:.1f}%, exact arguments {100 * r['call_exact']:.1f}% "
-                   f"({100 * r['call_copied_exact']:.1f}% copied from the request as chat writes them)")
+                   f"({100 * r['call_copied_exact']:.1f}% copied from the request as chat writes them); "
+                   f"{r['replies']} replies after a result show it {100 * r['result_shown']:.1f}% "
+                   f"({100 * r['result_shown_copied']:.1f}% as chat writes them)")
         if r.get("retried"):
             a = r["retried"]
             typer.echo(f"{name}: after up to {a['retries']} retries as chat makes them ({a['rewritten']} "

@@ -4,7 +4,8 @@ own test cases when run in toolsmith's sandbox. Beside them, tool calls: for a r
 tool (its call template with fresh random arguments, some of their words made up), the share of
 generated TOOL_CALL turns that name the tool and that give exactly the requested arguments, written
 by the model alone and with the arguments copied from the request as chat writes them
-(``engine.call_copy``)."""
+(``engine.call_copy``); and for the same requests with the right call and its result in the
+stream, the share of replies that show the result exactly, both ways."""
 from __future__ import annotations
 
 import json
@@ -14,10 +15,12 @@ import torch
 
 from prompts import stream
 
-from engine.call_copy import CallCopier
+from engine.call_copy import CallCopier, ResultCopier, shown
 from engine.curriculum import tools as toolset
 from engine.curriculum.episodes import tool_request_prompt
 from engine.eval.common import generate, greedy_generate
+from engine.toolbridge import format_tool_result
+from engine.vm.isa import Opcode
 
 
 def check_definition(text: str, tool: toolset.Tool, run_tests: bool = True) -> dict:
@@ -52,6 +55,15 @@ def call_prompt(tool: toolset.Tool, seed: int) -> tuple[str, dict, str]:
     return stream.user(text) + stream.TOOL_CALL, args, text
 
 
+def reply_prompt(tool: toolset.Tool, seed: int) -> tuple[str, str]:
+    """:func:`call_prompt`'s request, the right call and its result as a stream prefix ending in the
+    BOT role byte, and the result as a reply should show it."""
+    prompt, args, _ = call_prompt(tool, seed)
+    result = toolset.run_reference(tool, args)
+    call = json.dumps({"name": tool.name, "args": args})
+    return prompt + call + stream.END + format_tool_result(True, result) + stream.BOT, shown(result)
+
+
 def check_call(text: str, tool: toolset.Tool, args: dict) -> dict:
     """Whether a generated TOOL_CALL turn parses, names ``tool`` and carries exactly ``args``."""
     try:
@@ -62,6 +74,38 @@ def check_call(text: str, tool: toolset.Tool, args: dict) -> dict:
     got = obj.get("args") if isinstance(obj, dict) else None
     return {"tool": tool.name, "parsed": obj is not None, "named": named,
             "exact": bool(named and got == args), "wanted": args, "got": got if obj is not None else text[:200]}
+
+
+def _decoded(gen: bytes) -> str:
+    return gen.decode("utf-8", errors="replace")
+
+
+def _calls(model, arch: str, tools: list[toolset.Tool], samples_per_tool: int) -> list[dict]:
+    """:func:`check_call` of each call request's greedy call, with ``copied``: the same checks of
+    the call written as chat writes it (its argument values copied from the request)."""
+    calls = [(t, *call_prompt(t, seed)) for t in tools for seed in range(samples_per_tool)]
+    prompts = [p.encode("utf-8") for _, p, _, _ in calls]
+    rows = [check_call(_decoded(g), t, a)
+            for (t, _, a, _), g in zip(calls, greedy_generate(model, arch, prompts, max_new=400))]
+    copy = [lambda text, _op, c=CallCopier(request): c.allowed(text) for *_, request in calls]
+    gens = generate(model, arch, prompts, max_new=400, allowed=copy)
+    for row, (t, _, a, _), g in zip(rows, calls, gens):
+        checked = check_call(_decoded(g), t, a)
+        row["copied"] = {k: checked[k] for k in ("named", "exact", "got")}
+    return rows
+
+
+def _replies(model, arch: str, tools: list[toolset.Tool], samples_per_tool: int) -> list[dict]:
+    """The greedy reply to each :func:`reply_prompt` (``reply``) and the reply as chat writes it
+    (``copied``: the result written whole where the opcode first turns READ_MEM), with the result."""
+    replies = [reply_prompt(t, seed) for t in tools for seed in range(samples_per_tool)]
+    prompts = [p.encode("utf-8") for p, _ in replies]
+    recall = [lambda text, op, c=ResultCopier(res): c.allowed(text, op == Opcode.READ_MEM)
+              for _, res in replies]
+    free = greedy_generate(model, arch, prompts, max_new=200)
+    copied = generate(model, arch, prompts, max_new=200, allowed=recall)
+    return [{"result": res, "reply": _decoded(g), "copied": _decoded(c)}
+            for (_, res), g, c in zip(replies, free, copied)]
 
 
 def _shares(rows: list[dict]) -> dict:
@@ -114,17 +158,10 @@ def evaluate_tools(model, arch: str, samples_per_tool: int = 1, max_new: int = 1
     rows = [check_definition(g.decode("utf-8", errors="replace"), t) for (t, _, _), g in zip(reqs, gens)]
     for (t, _, _), row in zip(reqs, rows):
         row["cue_words"] = sorted(toolset.cue_words(t))
-    calls = [(t, *call_prompt(t, seed)) for t in tools for seed in range(samples_per_tool)]
-    call_prompts = [p.encode("utf-8") for _, p, _, _ in calls]
-    gens = greedy_generate(model, arch, call_prompts, max_new=400)
-    text = lambda g: g.decode("utf-8", errors="replace")  # noqa: E731
-    call_rows = [check_call(text(g), t, a) for (t, _, a, _), g in zip(calls, gens)]
-    copy = [CallCopier(request).allowed for *_, request in calls]
-    gens = generate(model, arch, call_prompts, max_new=400, allowed=copy)
-    copied = [check_call(text(g), t, a) for (t, _, a, _), g in zip(calls, gens)]
-    for row, c in zip(call_rows, copied):
-        row["copied"] = {k: c[k] for k in ("named", "exact", "got")}
+    call_rows = _calls(model, arch, tools, samples_per_tool)
     nc = max(len(call_rows), 1)
+    reply_rows = _replies(model, arch, tools, samples_per_tool)
+    nr = max(len(reply_rows), 1)
     cued = [r for r in rows if r["cue_words"]]
     uncued = [r for r in rows if not r["cue_words"]]
     retried = None
@@ -144,4 +181,9 @@ def evaluate_tools(model, arch: str, samples_per_tool: int = 1, max_new: int = 1
             "call_exact": sum(r["exact"] for r in call_rows) / nc,
             # the calls as chat writes them: string and number arguments copied from the request
             "call_copied_exact": sum(r["copied"]["exact"] for r in call_rows) / nc,
-            "retried": retried, "model": model_name, "arch": arch, "rows": rows, "call_rows": call_rows}
+            # the reply after the right call and its result: does it show the result exactly
+            "replies": len(reply_rows),
+            "result_shown": sum(r["result"] in r["reply"] for r in reply_rows) / nr,
+            "result_shown_copied": sum(r["result"] in r["copied"] for r in reply_rows) / nr,
+            "retried": retried, "model": model_name, "arch": arch, "rows": rows, "call_rows": call_rows,
+            "reply_rows": reply_rows}

@@ -18,6 +18,7 @@ the loop goes on.
 """
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -29,7 +30,7 @@ import torch
 
 import prompts
 from prompts import stream
-from engine.call_copy import CallCopier, restrict
+from engine.call_copy import CallCopier, ResultCopier, restrict, shown
 from engine.runtime.bus import EventBus, PriorityInbox
 from engine.runtime.consolidation import ConsolidationConfig, Consolidator, apply_prunes
 from engine.runtime.cues import Tape, book_from_dict, book_to_dict, cue_book, fact_cues
@@ -45,7 +46,7 @@ log = logging.getLogger(__name__)
 # Opcode values (engine.vm.isa.Opcode order, fixed by INTERFACES.md)
 OPCODE_NAMES = ("NOP", "READ_MEM", "WRITE_MEM", "CLEAR_MEM", "IDLE", "GATE_UP", "GATE_DOWN",
                 "SCAN", "COMMIT", "RESPOND")
-OP_WRITE, OP_CLEAR, OP_IDLE, OP_COMMIT, OP_RESPOND = 2, 3, 4, 8, 9
+OP_READ, OP_WRITE, OP_CLEAR, OP_IDLE, OP_COMMIT, OP_RESPOND = 1, 2, 3, 4, 8, 9
 END_BYTE = ord(stream.END)
 BOT_BYTE = ord(stream.BOT)
 IMPULSE_BYTE = ord(stream.IMPULSE)
@@ -82,8 +83,9 @@ class EngineConfig:
     tool_def_retries: int = 3
     tool_retry_temperature: float = 0.5
     # a TOOL_CALL turn's string and number arguments are written as spans of the user's line that
-    # asked for it (engine.call_copy: the model still picks among the bytes that copy)
-    copy_call_args: bool = True
+    # asked for it (the model still picks among the bytes that copy), and the reply after a result
+    # writes the result whole where its opcode first turns READ_MEM (engine.call_copy)
+    copy_tool_values: bool = True
     prefill: bool = True                 # input turns through the parallel forward path (else step by step)
     fast_decode: bool = True             # generate through engine.vm.fastpath when it applies (same outputs)
     tool_deprecation_every_s: float = 3600.0  # how often idle time checks for tools to deprecate
@@ -142,6 +144,7 @@ class Engine:
         self._fast_ok = True
         self._turn_bytes = bytearray()         # what the model read and wrote this turn (for observe)
         self._call_source: str | None = None    # the user's line a tool call copies its arguments from
+        self._result_source: str | None = None  # the tool result the next reply recalls
         self.adapter_version: str | None = None
 
         mcfg = getattr(model, "config", None) or getattr(model, "cfg", None)
@@ -491,7 +494,8 @@ class Engine:
             view = self._step(END_BYTE)
             logits = view.logits
         cap, i = self.config.max_turn_bytes, 0
-        copier = None
+        copier, recaller = None, None
+        reading = False                      # the last step's opcode was READ_MEM
         while i < cap:
             if self._stopping.is_set():
                 turn.ended_by = "stop"
@@ -499,6 +503,9 @@ class Engine:
             if copier is not None:
                 written = bytes(turn.data[1:]).decode("utf-8", errors="replace")
                 logits = restrict(logits, copier.allowed(written))
+            elif recaller is not None:
+                reply = bytes(turn.data[1:]).decode("utf-8", errors="replace")
+                logits = restrict(logits, recaller.allowed(reply, reading))
             b = self._sample(logits, temperature)
             view = self._step(b)
             self.counters["generated"] += 1
@@ -509,9 +516,13 @@ class Engine:
                 turn.first_token_ts = time.time()
                 if turn.role in ("tool_def", "tool_call"):  # cut short it could never validate
                     cap = max(cap, self.config.max_code_turn_bytes)
-                if turn.role == "tool_call" and self.config.copy_call_args and self._call_source:
-                    copier = CallCopier(self._call_source)
+                if self.config.copy_tool_values:
+                    if turn.role == "tool_call" and self._call_source:
+                        copier = CallCopier(self._call_source)
+                    elif turn.role == "bot" and self._result_source is not None:
+                        recaller = ResultCopier(self._result_source)
             i += 1
+            reading = view.op == OP_READ
             if self.config.publish_tokens:
                 self._emit(Event("Token", {"turn": turn_id, "byte": b, "opcode": view.opnames[-1]}))
             if view.op == OP_COMMIT and view.commit_delta:
@@ -564,6 +575,7 @@ class Engine:
 
     def _model_turns(self, turn_id: str, origin: str) -> tuple[_Turn, list[_Turn]]:
         """Generate the model's turn, following tool calls through the tool hook (bounded)."""
+        self._result_source = None
         turns = [self._generate_checked(turn_id)]
         rounds = 0
         while (turns[-1].role in ("tool_def", "tool_call")
@@ -573,11 +585,14 @@ class Engine:
             result_turn = self._run_tool_turn(turns[-1])
             # The curriculum follows a definition with the model's own words about it, never with
             # a TOOL_RESULT turn: the proposal's fate reaches the person as events only.
+            self._result_source = None
             if turns[-1].role != "tool_def":
                 if result_turn is None:
                     break
+                self._result_source = _result_text(result_turn)
                 self._feed(result_turn)
             turns.append(self._generate_checked(turn_id))
+        self._result_source = None
         final = next((t for t in reversed(turns) if t.role not in ("tool_def", "tool_call")), turns[-1])
         return final, turns
 
@@ -809,6 +824,17 @@ class Engine:
                 self.drive_readings(), counters, self._tool_proposals(now))
         except Exception as exc:  # an observer aid must never stop the engine
             self._error("snapshot", exc)
+
+
+def _result_text(result_turn: str) -> str | None:
+    """The result a TOOL_RESULT turn carries, as a reply shows it (None: an error, or not JSON)."""
+    try:
+        body = json.loads(result_turn.strip(stream.TOOL_RESULT + stream.END))
+    except ValueError:
+        return None
+    if not isinstance(body, dict) or not body.get("ok") or "result" not in body:
+        return None
+    return shown(body["result"])
 
 
 def _plain_event(type_: str, payload: dict, sender: str) -> Event:

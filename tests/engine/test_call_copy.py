@@ -8,7 +8,7 @@ import re
 import pytest
 import torch
 
-from engine.call_copy import CallCopier, restrict
+from engine.call_copy import CallCopier, ResultCopier, restrict, shown
 
 HEAD = '{"name": "some_tool", "args": {'
 WORDS = ("dog", "fovos", "a", "Zas", "river-bank", "it's", "x1", "don", "donkey")
@@ -123,3 +123,43 @@ def test_a_call_written_under_the_mask_parses_when_the_model_closes_it():
             assert allowed is None or ord(ch) in allowed, (text, ch)
             text += ch
     assert json.loads(text)["args"] == {"text": "dog fovos", "old": "dog", "times": 3}
+
+
+def _reply(copier: ResultCopier, written: str, reads: list[bool], rng: random.Random) -> str:
+    """A reply written under the mask: ``written`` is what the model would write (any byte where
+    the mask leaves it free), ``reads`` whether its opcode at each byte is READ_MEM."""
+    out, i = "", 0
+    while i < len(written):
+        allowed = copier.allowed(out, reads[min(len(out), len(reads)) - 1] if out else False)
+        out += written[i] if allowed is None else chr(rng.choice(sorted(allowed)))
+        i += 1
+    return out
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_a_reply_that_turns_to_reading_memory_shows_the_result_whole(seed):
+    rng = random.Random(seed)
+    result = _request(rng)
+    lead = rng.choice(("done: ", "the result is ", "here it is: "))
+    garbled = "".join(rng.choice("abcXYZ 12") for _ in range(len(result)))
+    # READ_MEM from the lead-in's last byte on (the curriculum's labels), or later, mid-value
+    late = rng.randint(0, 3)
+    reads = [False] * (len(lead) - 1 + late) + [True] * (len(result) + 5)
+    written = lead + result[:late] + garbled + ". ok"
+    reply = _reply(ResultCopier(result), written, reads, rng)
+    assert reply.startswith(lead + result) or reply.startswith(lead + result[:late] + result)
+    assert reply.endswith(written[len(reply) - 4:])     # free again after the result: the model's bytes
+
+
+def test_the_result_is_copied_from_where_the_reply_turns_to_reading_memory():
+    r = ResultCopier("YAD DOOG")
+    assert r.allowed("done:", False) is None                 # not reading: free
+    assert r.allowed("done: ", True) == {ord("Y")}           # the copy begins at the result's start
+    assert r.allowed("done: YA", False) == {ord("D")}        # and goes on whatever the opcode
+    assert r.allowed("done: YAD DOOG", True) is None and r.done
+    assert r.allowed("done: YAD DOOG.", True) is None        # one copy per reply
+    resumed = ResultCopier("YAD DOOG")                       # the reply wrote its start already
+    assert resumed.allowed("done: YA", True) == {ord("D")}
+    assert ResultCopier("YAD DOOG").allowed("done: DYA", True) == {ord("Y")}   # mid-word: from the start
+    assert ResultCopier("café").allowed("done: ", True) is None                # non-ASCII: free
+    assert shown("text") == "text" and shown(3.5) == "3.5" and shown([1, 2]) == "[1, 2]"

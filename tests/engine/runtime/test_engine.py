@@ -289,10 +289,11 @@ def _definition_turn():
     return tool, "\x14" + toolset.definition_json(tool) + "\n"
 
 
-def _tool_engine(replies, **kw):
-    """A started engine with a ToolService whose model spells ``replies``, one per model turn."""
+def _tool_engine(replies, op_override=None, **kw):
+    """A started engine with a ToolService whose model spells ``replies``, one per model turn (and
+    takes the opcodes ``op_override`` gives: see ScriptedModel)."""
     from engine.toolbridge import ToolService
-    model = ScriptedModel(tiny_model(), reply=replies)
+    model = ScriptedModel(tiny_model(), reply=replies, op_override=op_override)
     eng, rec = _engine(model, **{"max_turn_bytes": 40, **kw})
     eng.tools = ToolService()
     eng.start()
@@ -517,22 +518,39 @@ def test_idle_time_deprecates_unused_tools():
     assert tools.registry.get("shout").name == "shout"
 
 
-def _call_result(copy: bool):
-    """A model that writes a call whose argument drifts ("goXd dXy" for "good day"): the ToolCalled
-    and ToolResult payloads, with or without the copied arguments."""
-    call = '\x15{"name": "reverse_text", "args": {"text": "goXd dXy"}}\n'
-    model, eng, rec = _tool_engine([call, "\x12done\n"], copy_call_args=copy)
+
+def _tool_round(copy: bool, reply: str = "\x12done\n", **kw):
+    """A model that writes a call whose argument drifts ("GOXD DXY" for "GOOD DAY") and then
+    ``reply``: the ToolCalled and ToolResult payloads and the reply, with or without the copy."""
+    call = '\x15{"name": "reverse_text", "args": {"text": "GOXD DXY"}}\n'
+    model, eng, rec = _tool_engine([call, reply], copy_tool_values=copy, **kw)
     try:
-        ev = eng.submit_user("please reverse 'good day' for me")
+        ev = eng.submit_user("please reverse 'GOOD DAY' for me")
         _turn_end(rec, ev.id)
         return (rec.wait_for(lambda e: e.type == "ToolCalled").payload,
-                rec.wait_for(lambda e: e.type == "ToolResult").payload)
+                rec.wait_for(lambda e: e.type == "ToolResult").payload,
+                rec.wait_for(lambda e: e.type == "Response").payload["text"])
     finally:
         assert eng.stop()
 
 
 def test_a_call_copies_its_argument_from_the_persons_line():
-    called, result = _call_result(copy=True)
-    assert called["args"] == {"text": "good day"} and result["ok"] and result["result"] == "yad doog"
-    called, result = _call_result(copy=False)        # the model's own bytes, as written
-    assert called["args"] == {"text": "goXd dXy"} and result["result"] == "yXd dXog"
+    called, result, _ = _tool_round(copy=True)
+    assert called["args"] == {"text": "GOOD DAY"} and result["ok"] and result["result"] == "YAD DOOG"
+    called, result, _ = _tool_round(copy=False)        # the model's own bytes, as written
+    assert called["args"] == {"text": "GOXD DXY"} and result["result"] == "YXD DXOG"
+
+
+def test_a_reply_recalls_the_tools_result_where_its_opcode_reads_memory():
+    from engine.runtime.engine import OP_READ
+    # READ_MEM on the space before the result and on its letters (as the curriculum labels them):
+    # each next byte is recalled; the lower-case lead-in is written freely
+    reads = lambda b: OP_READ if chr(b) in " YAXDOG" else None  # noqa: E731
+    reply = "\x12done: YAX DOOG.\n"
+    *_, text = _tool_round(copy=True, reply=reply, op_override=reads)
+    assert text == "done: YAD DOOG."
+    *_, text = _tool_round(copy=False, reply=reply, op_override=reads)
+    assert text == "done: YAX DOOG."
+    # no READ_MEM step: nothing is recalled, nothing is masked
+    *_, text = _tool_round(copy=True, reply=reply, op_override=lambda b: 0 if b >= 0x20 else None)
+    assert text == "done: YAX DOOG."
