@@ -13,9 +13,13 @@ Where a value starts, ends and what a span may be:
 - a string value is a span that starts a word of the request (its first character, neither a
   space nor a quote, begins the request or follows a character that is not a letter or digit) and
   closes where the span is followed in the request by a character that is not a letter or digit,
-  or ends it;
+  or ends it; a span that begins after a quote closes at that quote and nowhere else
+  ("make 'good day' upper case" gives "good day", never "good");
 - a number value is a whole number of the request (``-?\\d+(\\.\\d+)?``): its bytes extend one, and
   it ends only where it equals one;
+- an array's values after its first follow the request's order: each starts at the first place
+  after the one before where a value of its kind may start ("add up 37, 49, 5" -> [37, 49, 5]);
+  past the end of the request's list any of its values may come again;
 - keys, names and everything outside ``"args"`` are not constrained; nor is a string value that
   the request cannot continue (a value it does not hold: the model writes it as it will).
 
@@ -32,27 +36,42 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 
 import torch
 
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 _ARGS = '"args":'
 _NUMBER_END = frozenset(b",}] \n")
+_QUOTES = "'\""
 
 
-def _scan(text: str) -> tuple[str, str] | None:
-    """Where ``text`` (a TOOL_CALL turn's JSON so far) stands inside its ``"args"`` object:
-    ("string", value so far) inside a string value, ("number", digits so far) inside a number
-    value, ("value", "") where a value of an object or an array may start; None elsewhere (before
-    ``"args"``, in a key, after the object)."""
+@dataclass
+class _Where:
+    """Where a call's JSON so far stands inside its ``"args"`` object: ``kind`` "string" (inside a
+    string value, ``cur`` its text so far), "number" (``cur`` its characters so far) or "value"
+    (a value may start); ``items``: the values an array holding it has already, else None."""
+    kind: str
+    cur: str = ""
+    items: list[str] | None = None
+
+
+def _scan(text: str) -> _Where | None:
+    """Where ``text`` (a TOOL_CALL turn's JSON so far) stands inside its ``"args"`` object; None
+    elsewhere (before ``"args"``, in a key, after the object)."""
     at = text.find(_ARGS)
     if at < 0:
         return None
-    stack: list[str] = []          # "{" or "[" per open container of the args value
+    stack: list[tuple[str, list[str]]] = []   # per open container: "{" or "[", and an array's values
     expect_value = True            # the next token is a value (not a key)
     in_string = is_key = escaped = False
     cur = ""
     number: str | None = None
+
+    def done(value: str) -> None:
+        if stack and stack[-1][0] == "[":
+            stack[-1][1].append(value)
+
     for ch in text[at + len(_ARGS):]:
         if in_string:
             if escaped:
@@ -64,6 +83,8 @@ def _scan(text: str) -> tuple[str, str] | None:
             elif ch == '"':
                 in_string = False
                 expect_value = False
+                if not is_key:
+                    done(cur)
             else:
                 cur += ch
             continue
@@ -71,12 +92,13 @@ def _scan(text: str) -> tuple[str, str] | None:
             if ch.isdigit() or ch in "-.":
                 number += ch
                 continue
+            done(number)
             number = None
             expect_value = False
         if ch == '"':
             in_string, is_key, cur = True, not expect_value, ""
         elif ch in "{[":
-            stack.append(ch)
+            stack.append((ch, []))
             expect_value = ch == "["
         elif ch in "}]":
             if not stack:
@@ -88,18 +110,17 @@ def _scan(text: str) -> tuple[str, str] | None:
         elif ch == ":":
             expect_value = True
         elif ch == ",":
-            expect_value = bool(stack) and stack[-1] == "["
+            expect_value = bool(stack) and stack[-1][0] == "["
         elif (ch.isdigit() or ch == "-") and expect_value and stack:
             number = ch
         elif not ch.isspace():
             expect_value = False    # true, false, null or something the JSON will refuse
-    if not stack and not expect_value:
-        return None
+    items = stack[-1][1] if stack and stack[-1][0] == "[" else None
     if in_string:
-        return None if is_key or not stack else ("string", cur)
+        return None if is_key or not stack else _Where("string", cur, items)
     if number is not None:
-        return "number", number
-    return ("value", "") if expect_value and stack else None
+        return _Where("number", number, items)
+    return _Where("value", "", items) if expect_value and stack else None
 
 
 class CallCopier:
@@ -109,10 +130,10 @@ class CallCopier:
 
     def __init__(self, source: str):
         self.source = source
-        self.numbers = tuple(m.group() for m in _NUMBER.finditer(source))
-        # word starts: where a string value may begin (not at a space or a quote)
+        # where a string value may begin: a word's start (not at a space or a quote)
         self._starts = [i for i, ch in enumerate(source) if (i == 0 or not source[i - 1].isalnum())
-                        and not ch.isspace() and ch not in "'\""]
+                        and not ch.isspace() and ch not in _QUOTES]
+        self._numbers = [(m.start(), m.group()) for m in _NUMBER.finditer(source)]
 
     def allowed(self, text: str) -> set[int] | None:
         """The bytes the call may write after ``text`` (its JSON so far, without the role byte),
@@ -121,42 +142,75 @@ class CallCopier:
         where = _scan(text)
         if where is None:
             return None
-        kind, cur = where
-        if kind == "string":
-            return self._string(cur)
-        if kind == "number":
-            return self._number(cur)
+        at = self._cursor(where.items)
+        if where.kind == "string":
+            return self._string(where.cur, self._firsts(self._starts, at))
+        numbers = self._firsts([s for s, _ in self._numbers], at)
+        if where.kind == "number":
+            return self._number(where.cur, numbers)
         # a value starts: any type the model likes, but a number must begin one of the request's
-        starts = {ord(n[0]) for n in self.numbers}
+        starts = {ord(n[0]) for s, n in self._numbers if s in numbers}
         return None if not starts else starts | {ord(c) for c in '"[{tfn '}
 
-    def _after(self, cur: str) -> tuple[set[str], bool]:
-        """The characters that continue ``cur`` as a span that starts a word of the request, and
-        whether ``cur`` (non-empty) may end here: one of its places is followed by a character that
-        is not a letter or digit, or by the end of the request."""
+    def _cursor(self, items: list[str] | None) -> set[int] | None:
+        """Where an array's values so far end in the request, each after the first taken at the
+        first place after the one before where a value of its kind starts: an array copies the
+        request's list in its order. None: no such order (not in an array, its first value, or
+        values the request does not hold in that order)."""
+        if not items:
+            return None
+        at: set[int] | None = None      # the first value may start anywhere
+        numbers = [s for s, _ in self._numbers]
+        for item in items:
+            starts = numbers if _NUMBER.fullmatch(item) else self._starts
+            ends = {s + len(item) for s in self._firsts(starts, at) if self.source.startswith(item, s)}
+            if not ends:
+                return None
+            at = ends
+        return at
+
+    @staticmethod
+    def _firsts(starts: list[int], at: set[int] | None) -> list[int]:
+        """``starts``, or for each place of ``at`` the first of them at or after it (all of them
+        where none comes after: the request's list has ended, the model's has not)."""
+        if at is None:
+            return starts
+        firsts = [s for s in starts if any(s >= p and not any(p <= t < s for t in starts) for p in at)]
+        return firsts or starts
+
+    def _after(self, cur: str, starts: list[int]) -> tuple[set[str], bool]:
+        """The characters that continue ``cur`` as a span of the request from one of ``starts``,
+        and whether ``cur`` (non-empty) may end here: one of its places is followed by a character
+        that is not a letter or digit, or by the request's end; a span that begins after a quote
+        ends at the same quote (or the request's end) and only there."""
         nxt: set[str] = set()
         closable = False
         n, src = len(cur), self.source
-        for i in self._starts:
+        for i in starts:
             if not src.startswith(cur, i):
                 continue
             j = i + n
-            if n and (j == len(src) or not src[j].isalnum()):
+            quote = src[i - 1] if i and src[i - 1] in _QUOTES else None
+            if quote and src[j:j + 1] in (quote, ""):
+                closable = closable or n > 0       # a quoted value ends at its quote, never past it
+                continue
+            if n and not quote and (j == len(src) or not src[j].isalnum()):
                 closable = True
             if j < len(src):
                 nxt.add(src[j])
         return nxt, closable
 
-    def _string(self, cur: str) -> set[int] | None:
+    def _string(self, cur: str, starts: list[int]) -> set[int] | None:
         if "\\" in cur or not cur.isascii():
             return None             # escapes and non-ASCII text are written as the model will
-        nxt, closable = self._after(cur)
+        nxt, closable = self._after(cur, starts)
         out = {ord(c) for c in nxt if c not in '"\\' and c.isascii()} | ({ord('"')} if closable else set())
         return out or None
 
-    def _number(self, cur: str) -> set[int] | None:
-        out = {ord(n[len(cur)]) for n in self.numbers if n.startswith(cur) and len(n) > len(cur)}
-        if cur in self.numbers:
+    def _number(self, cur: str, starts: list[int]) -> set[int] | None:
+        numbers = [n for s, n in self._numbers if s in starts]
+        out = {ord(n[len(cur)]) for n in numbers if n.startswith(cur) and len(n) > len(cur)}
+        if cur in numbers:
             out |= _NUMBER_END
         return out or None
 

@@ -88,7 +88,10 @@ def test_the_mask_follows_the_request_and_lets_go_of_a_value_it_cannot_continue(
     c = CallCopier("please make 'good day' upper case")
     head = '{"name": "to_upper", "args": {"text": "'
     assert c.allowed(head + "goo") == {ord("d")}
-    assert c.allowed(head + "good") == {ord(" "), ord('"')}          # go on, or close at a word's end
+    assert c.allowed(head + "good") == {ord(" ")}                     # quoted: it ends at its quote
+    assert c.allowed(head + "good day") == {ord('"')}
+    free = CallCopier("please make good day upper case")
+    assert free.allowed(head + "good") == {ord(" "), ord('"')}       # go on, or close at a word's end
     assert ord('"') not in c.allowed(head + "goo")                    # never inside a word
     assert c.allowed(head + "gox") is None                            # not in the request: free
     assert c.allowed(head + 'g\\"') is None                           # escapes: free
@@ -163,3 +166,22 @@ def test_the_result_is_copied_from_where_the_reply_turns_to_reading_memory():
     assert ResultCopier("YAD DOOG").allowed("done: DYA", True) == {ord("Y")}   # mid-word: from the start
     assert ResultCopier("café").allowed("done: ", True) is None                # non-ASCII: free
     assert shown("text") == "text" and shown(3.5) == "3.5" and shown([1, 2]) == "[1, 2]"
+
+
+def test_an_array_copies_the_requests_list_in_its_order():
+    c = CallCopier("add up 37, 49, 5, 17")
+    head = '{"name": "sum_list", "args": {"numbers": ['
+    assert c.allowed(head) >= {ord("3"), ord("4"), ord("5"), ord("1")}    # the first item: any
+    assert c.allowed(head + "37, ") == {ord("4")} | set(b'"[{tfn ')        # then the next one
+    assert c.allowed(head + "37, 4") == {ord("9")}
+    assert c.allowed(head + "37, 49, 5") == set(b",}] \n")                 # 5, not 5x: it ends
+    assert c.allowed(head + "49, ") == {ord("5")} | set(b'"[{tfn ')
+    # past the request's list (or out of its order) any of its numbers may come
+    assert c.allowed(head + "37, 49, 5, 17, ") >= {ord("3"), ord("4"), ord("5"), ord("1")}
+    assert c.allowed(head + "17, 37, ") == {ord("4")} | set(b'"[{tfn ')    # from the start again
+    words = CallCopier("how often does 'stone' occur in river, paper, apple, stone, apple?")
+    head = '{"name": "count_items", "args": {"items": ['
+    assert words.allowed(head + '"river", "') == {ord("p")}
+    assert words.allowed(head + '"river", "paper", "apple", "stone", "') == {ord("a")}
+    assert words.allowed(head + '"river", "paper", "apple", "stone", "apple') == {ord('"'), ord("?")}
+    assert words.allowed(head + '"stone", "') == {ord("o"), ord("a")}  # after either "stone"
