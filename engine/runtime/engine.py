@@ -839,7 +839,6 @@ def _result_text(result_turn: str) -> str | None:
 
 def _plain_event(type_: str, payload: dict, sender: str) -> Event:
     """An Event from a dict payload that may hold non-JSON values (made JSON via str)."""
-    import json
     try:
         return Event(type_, payload, sender=sender)
     except TypeError:
