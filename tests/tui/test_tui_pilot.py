@@ -14,6 +14,12 @@ from mosaic_cli.tui.widgets.tool_modal import KEY_GRACE_S, ToolProposalScreen
 SIZE = (100, 30)
 
 
+async def _dialog_opens(pilot, app) -> bool:
+    """Whether a proposal's dialog comes up: its details are gathered on a worker thread and it
+    opens from the UI thread after (a bound for a loaded machine, not a timing assertion)."""
+    return await wait_for(pilot, lambda: isinstance(app.screen, ToolProposalScreen))
+
+
 async def test_typing_a_message_gets_a_reply_from_the_engine_thread():
     engine = FakeEngine(step_period=0.002)
     app = make_app(engine, "chat", start=True)
@@ -68,10 +74,7 @@ async def test_a_proposal_opens_the_modal_and_approving_registers_the_tool():
     app = make_app(engine, "chat", fps=0)
     async with app.run_test(size=SIZE) as pilot:
         h = engine.propose_tool("word_count")
-        await pilot.pause()
-        await app.workers.wait_for_complete()
-        await pilot.pause()
-        assert isinstance(app.screen, ToolProposalScreen)
+        assert await _dialog_opens(pilot, app)
         assert app.screen.proposal.name == "word_count" and app.screen.proposal.hash == h
         assert "def word_count" in app.screen.proposal.source
         await pilot.press("a")                    # too soon after the dialog opened: ignored
@@ -98,10 +101,8 @@ async def test_a_proposal_is_looked_up_off_the_ui_thread():
     async with app.run_test(size=SIZE) as pilot:
         ui = threading.current_thread()
         engine.propose_tool("word_count")
-        await pilot.pause()
-        await app.workers.wait_for_complete()
-        await pilot.pause()
-        assert isinstance(app.screen, ToolProposalScreen) and "def word_count" in app.screen.proposal.source
+        assert await _dialog_opens(pilot, app)
+        assert "def word_count" in app.screen.proposal.source
         assert seen and all(t is not ui for t in seen)   # the service (SQLite in the real engine) never on the UI thread
 
 
@@ -120,10 +121,7 @@ async def test_a_proposal_does_not_pop_up_while_the_person_is_typing():
         assert app.query_one("#prompt").value == "hela"
         assert "word_count" not in engine.tools.registered
         await pilot.press("f4")                   # the person opens it when ready
-        await pilot.pause()
-        await app.workers.wait_for_complete()
-        await pilot.pause()
-        assert isinstance(app.screen, ToolProposalScreen)
+        assert await _dialog_opens(pilot, app)
 
 
 async def test_rejecting_by_button_denies_the_tool_and_view_shows_the_full_source():
@@ -133,11 +131,8 @@ async def test_rejecting_by_button_denies_the_tool_and_view_shows_the_full_sourc
                   "    return text\n"
     async with app.run_test(size=SIZE) as pilot:
         h = engine.propose_tool("padded", source=long_source)
-        await pilot.pause()
-        await app.workers.wait_for_complete()
-        await pilot.pause()
+        assert await _dialog_opens(pilot, app)
         modal = app.screen
-        assert isinstance(modal, ToolProposalScreen)
         assert "more lines" in plain(modal.source())
         await pilot.press("v")
         assert modal.full and modal.query_one("#dialog").has_class("full")
@@ -155,9 +150,7 @@ async def test_a_proposal_with_validation_errors_shows_them():
     app = make_app(engine, "chat", fps=0)
     async with app.run_test(size=SIZE) as pilot:
         engine.propose_tool("bad_tool", errors=[{"field": "implementation", "message": "imports are not allowed"}])
-        await pilot.pause()
-        await app.workers.wait_for_complete()
-        await pilot.pause()
+        assert await _dialog_opens(pilot, app)
         text = plain(app.screen.validation())
         assert "1 validation problem" in text and "implementation: imports are not allowed" in text
         await pilot.press("escape")
@@ -165,10 +158,8 @@ async def test_a_proposal_with_validation_errors_shows_them():
         assert not isinstance(app.screen, ToolProposalScreen)
         assert app.tools_list.keys, "closing without a decision keeps the proposal pending"
         await pilot.press("f4")                     # reopens the highlighted pending proposal
-        await pilot.pause()
-        await app.workers.wait_for_complete()
-        await pilot.pause()
-        assert isinstance(app.screen, ToolProposalScreen) and app.screen.proposal.name == "bad_tool"
+        assert await _dialog_opens(pilot, app)
+        assert app.screen.proposal.name == "bad_tool"
 
 
 async def test_a_failed_approval_is_reported_and_nothing_is_registered():
@@ -176,9 +167,7 @@ async def test_a_failed_approval_is_reported_and_nothing_is_registered():
     app = make_app(engine, "chat", fps=0)
     async with app.run_test(size=SIZE) as pilot:
         engine.propose_tool("word_count")
-        await pilot.pause()
-        await app.workers.wait_for_complete()
-        await pilot.pause()
+        assert await _dialog_opens(pilot, app)
         engine.tools.proposed.clear()               # the service no longer knows the proposal
         await pilot.pause(KEY_GRACE_S)
         await pilot.press("a")
