@@ -18,10 +18,13 @@ Where a value starts, ends and what a span may be:
 - a number value is a whole number of the request (``-?\\d+(\\.\\d+)?``): its bytes extend one, and
   it ends only where it equals one;
 - an array's values after its first follow the request's order: each starts at the first place
-  after the one before where a value of its kind may start ("add up 37, 49, 5" -> [37, 49, 5]);
-  past the end of the request's list any of its values may come again;
-- keys, names and everything outside ``"args"`` are not constrained; nor is a string value that
-  the request cannot continue (a value it does not hold: the model writes it as it will).
+  after the one before where a value of its kind may start ("add up 37, 49, 5" -> [37, 49, 5]),
+  and the array ends where the request's list ends (the next value would not follow its last
+  after a comma or "and", or spaces between numbers), not before and not after;
+- the args object's keys are the named tool's parameters, each once, when the copier knows that
+  tool (``params``: the registered tools in chat, the curriculum's in the eval); the tool's name
+  and everything outside ``"args"`` are not constrained; nor is a string value that the request
+  cannot continue (a value it does not hold: the model writes it as it will).
 
 The reply after a TOOL_RESULT turn shows the result ("done: GOOD DAY."), recalled from memory:
 the curriculum labels READ_MEM at every position whose next byte is recalled, and the model's own
@@ -42,18 +45,25 @@ import torch
 
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 _ARGS = '"args":'
+_NAME = re.compile(r'^\s*\{\s*"name":\s*"([^"\\]*)"')
 _NUMBER_END = frozenset(b",}] \n")
 _QUOTES = "'\""
+_SEPARATOR = re.compile(r"\s*(?:,\s*(?:and\s+)?|and\s+)")   # between two items of a list
+_NUMBER_SEPARATOR = re.compile(r"\s*(?:,\s*(?:and\s+)?|and\s+)|\s+")
 
 
 @dataclass
 class _Where:
     """Where a call's JSON so far stands inside its ``"args"`` object: ``kind`` "string" (inside a
-    string value, ``cur`` its text so far), "number" (``cur`` its characters so far) or "value"
-    (a value may start); ``items``: the values an array holding it has already, else None."""
+    string value, ``cur`` its text so far), "number" (``cur`` its characters so far), "value"
+    (a value may start), "after" (an array's value has just ended) or "key" (inside a key of the
+    args object itself, ``cur`` its text so far); ``items``: the values an array holding it has
+    already (for "after", the one just ended included), else None; ``keys``: the args object's
+    keys so far (for "key")."""
     kind: str
     cur: str = ""
     items: list[str] | None = None
+    keys: tuple[str, ...] = ()
 
 
 def _scan(text: str) -> _Where | None:
@@ -67,6 +77,8 @@ def _scan(text: str) -> _Where | None:
     in_string = is_key = escaped = False
     cur = ""
     number: str | None = None
+    after = False                  # nothing but spaces since a value ended
+    keys: list[str] = []           # the args object's own keys so far
 
     def done(value: str) -> None:
         if stack and stack[-1][0] == "[":
@@ -85,6 +97,9 @@ def _scan(text: str) -> _Where | None:
                 expect_value = False
                 if not is_key:
                     done(cur)
+                    after = True
+                elif len(stack) == 1:
+                    keys.append(cur)
             else:
                 cur += ch
             continue
@@ -95,6 +110,9 @@ def _scan(text: str) -> _Where | None:
             done(number)
             number = None
             expect_value = False
+            after = True
+        if not ch.isspace():
+            after = False
         if ch == '"':
             in_string, is_key, cur = True, not expect_value, ""
         elif ch in "{[":
@@ -117,22 +135,31 @@ def _scan(text: str) -> _Where | None:
             expect_value = False    # true, false, null or something the JSON will refuse
     items = stack[-1][1] if stack and stack[-1][0] == "[" else None
     if in_string:
-        return None if is_key or not stack else _Where("string", cur, items)
+        if is_key:
+            return _Where("key", cur, keys=tuple(keys)) if len(stack) == 1 else None
+        return _Where("string", cur, items) if stack else None
     if number is not None:
         return _Where("number", number, items)
+    if after and items:
+        return _Where("after", "", items)
     return _Where("value", "", items) if expect_value and stack else None
 
 
 class CallCopier:
     """The request a call answers; :meth:`allowed` masks what a call's argument value may write.
 
-    ``source``: the request's text (a user line without its role byte or END)."""
+    ``source``: the request's text (a user line without its role byte or END). ``params``: the
+    parameter names of the tools that may be called (by tool name): the args object of a call
+    that names one of them takes only its parameters as keys, each once."""
 
-    def __init__(self, source: str):
+    def __init__(self, source: str, params: dict[str, list[str]] | None = None):
         self.source = source
+        self.params = params or {}
         # where a string value may begin: a word's start (not at a space or a quote)
         self._starts = [i for i, ch in enumerate(source) if (i == 0 or not source[i - 1].isalnum())
                         and not ch.isspace() and ch not in _QUOTES]
+        # where a list's next item may begin: a word's start, but not "and" between two items
+        self._item_starts = [i for i in self._starts if not source.startswith("and ", i)]
         self._numbers = [(m.start(), m.group()) for m in _NUMBER.finditer(source)]
 
     def allowed(self, text: str) -> set[int] | None:
@@ -142,12 +169,21 @@ class CallCopier:
         where = _scan(text)
         if where is None:
             return None
+        if where.kind == "key":
+            return self._key(text, where.cur, where.keys)
+        if where.kind == "after":           # the array ends where the request's list ends
+            return {ord(",")} if self._list_goes_on(where.items) else {ord("]")}
         at = self._cursor(where.items)
         if where.kind == "string":
-            return self._string(where.cur, self._firsts(self._starts, at))
+            starts = self._starts if at is None else self._firsts(self._item_starts, at)
+            return self._string(where.cur, starts)
         numbers = self._firsts([s for s, _ in self._numbers], at)
         if where.kind == "number":
-            return self._number(where.cur, numbers)
+            allowed = self._number(where.cur, numbers)
+            if allowed is not None and where.items is not None and ord(",") in allowed:
+                # a whole number of a list: the array goes on, or ends, with the request's list
+                allowed -= set(b"]}\n") if self._list_goes_on(where.items + [where.cur]) else {ord(",")}
+            return allowed
         # a value starts: any type the model likes, but a number must begin one of the request's
         starts = {ord(n[0]) for s, n in self._numbers if s in numbers}
         return None if not starts else starts | {ord(c) for c in '"[{tfn '}
@@ -162,12 +198,38 @@ class CallCopier:
         at: set[int] | None = None      # the first value may start anywhere
         numbers = [s for s, _ in self._numbers]
         for item in items:
-            starts = numbers if _NUMBER.fullmatch(item) else self._starts
+            starts = numbers if _NUMBER.fullmatch(item) else self._item_starts
             ends = {s + len(item) for s in self._firsts(starts, at) if self.source.startswith(item, s)}
             if not ends:
                 return None
             at = ends
         return at
+
+    def _key(self, text: str, cur: str, used: tuple[str, ...]) -> set[int] | None:
+        """A key of the args object: the rest of a parameter of the named tool not given yet."""
+        m = _NAME.search(text)
+        names = self.params.get(m.group(1)) if m else None
+        if not names:
+            return None             # a tool these parameters do not describe: the model's keys
+        left = [n for n in names if n not in used and n.startswith(cur)]
+        out = {ord(n[len(cur)]) for n in left if len(n) > len(cur)} | ({ord('"')} if cur in left else set())
+        return out or None
+
+    def _list_goes_on(self, items: list[str]) -> bool:
+        """Whether the request's list goes on after an array's values ``items`` (in its order):
+        another value of the last one's kind follows it, with only a comma or "and" between (or
+        spaces, between numbers). True where the request does not hold the values in its order
+        (no constraint)."""
+        at = self._cursor(items)
+        if at is None:
+            return True
+        number = bool(_NUMBER.fullmatch(items[-1]))
+        for p in at:
+            m = (_NUMBER_SEPARATOR if number else _SEPARATOR).match(self.source, p)
+            if m and m.end() > p and m.end() < len(self.source) and (
+                    _NUMBER.match(self.source, m.end()) if number else self.source[m.end()] not in _QUOTES):
+                return True
+        return False
 
     @staticmethod
     def _firsts(starts: list[int], at: set[int] | None) -> list[int]:

@@ -87,7 +87,9 @@ def _calls(model, arch: str, tools: list[toolset.Tool], samples_per_tool: int) -
     prompts = [p.encode("utf-8") for _, p, _, _ in calls]
     rows = [check_call(_decoded(g), t, a)
             for (t, _, a, _), g in zip(calls, greedy_generate(model, arch, prompts, max_new=400))]
-    copy = [lambda text, _op, c=CallCopier(request): c.allowed(text) for *_, request in calls]
+    # keys are the tools' parameters, as chat takes them from the registry: here every curriculum tool
+    params = {t.name: list(t.params) for t in toolset.TOOLS}
+    copy = [lambda text, _op, c=CallCopier(request, params): c.allowed(text) for *_, request in calls]
     gens = generate(model, arch, prompts, max_new=400, allowed=copy)
     for row, (t, _, a, _), g in zip(rows, calls, gens):
         checked = check_call(_decoded(g), t, a)

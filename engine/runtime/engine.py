@@ -518,7 +518,7 @@ class Engine:
                     cap = max(cap, self.config.max_code_turn_bytes)
                 if self.config.copy_tool_values:
                     if turn.role == "tool_call" and self._call_source:
-                        copier = CallCopier(self._call_source)
+                        copier = CallCopier(self._call_source, self._tool_params())
                     elif turn.role == "bot" and self._result_source is not None:
                         recaller = ResultCopier(self._result_source)
             i += 1
@@ -595,6 +595,17 @@ class Engine:
         self._result_source = None
         final = next((t for t in reversed(turns) if t.role not in ("tool_def", "tool_call")), turns[-1])
         return final, turns
+
+    def _tool_params(self) -> dict[str, list[str]]:
+        """The parameter names of each tool the model may call (approved, not deprecated)."""
+        if self.tools is None:
+            return {}
+        try:
+            tools = self.tools.visible_tools()
+        except Exception as exc:      # a broken registry must not stop the call: no key masking
+            self._error("tools", exc)
+            return {}
+        return {t["name"]: list((t.get("parameters") or {}).get("properties") or {}) for t in tools}
 
     def _run_tool_turn(self, turn: _Turn) -> str | None:
         """Hand a TOOL_DEF / TOOL_CALL turn to the tool service; returns the TOOL_RESULT turn to feed."""

@@ -174,7 +174,7 @@ def test_an_array_copies_the_requests_list_in_its_order():
     assert c.allowed(head) >= {ord("3"), ord("4"), ord("5"), ord("1")}    # the first item: any
     assert c.allowed(head + "37, ") == {ord("4")} | set(b'"[{tfn ')        # then the next one
     assert c.allowed(head + "37, 4") == {ord("9")}
-    assert c.allowed(head + "37, 49, 5") == set(b",}] \n")                 # 5, not 5x: it ends
+    assert c.allowed(head + "37, 49, 5") == set(b", ")     # 5, not 5x: it ends, and the list goes on
     assert c.allowed(head + "49, ") == {ord("5")} | set(b'"[{tfn ')
     # past the request's list (or out of its order) any of its numbers may come
     assert c.allowed(head + "37, 49, 5, 17, ") >= {ord("3"), ord("4"), ord("5"), ord("1")}
@@ -185,3 +185,36 @@ def test_an_array_copies_the_requests_list_in_its_order():
     assert words.allowed(head + '"river", "paper", "apple", "stone", "') == {ord("a")}
     assert words.allowed(head + '"river", "paper", "apple", "stone", "apple') == {ord('"'), ord("?")}
     assert words.allowed(head + '"stone", "') == {ord("o"), ord("a")}  # after either "stone"
+
+
+def test_an_array_ends_where_the_requests_list_ends():
+    words = CallCopier("reverse the list dog, fovos and zas please")
+    head = '{"name": "reverse_list", "args": {"items": ['
+    assert words.allowed(head + '"dog"') == {ord(",")}               # the list goes on: so does the array
+    assert words.allowed(head + '"dog", "fovos", "zas"') == {ord("]")}
+    assert words.allowed(head + '"dog", "fovos", "zas" ') == {ord("]")}
+    assert words.allowed(head + '"zas"') == {ord("]")}                # ended, wherever it began
+    nums = CallCopier("what is the average of 37, 49, 5 and 17?")
+    head = '{"name": "average", "args": {"numbers": ['
+    assert nums.allowed(head + "37, 49, 5") == set(b", ")            # not closed before the list ends
+    assert nums.allowed(head + "37, 49, 5, 17") == set(b"}] \n")      # no comma after the last
+    spaced = CallCopier("sort 5 3 9")
+    head = '{"name": "sort_ascending", "args": {"numbers": ['
+    assert ord(",") in spaced.allowed(head + "5") and ord(",") not in spaced.allowed(head + "5, 3, 9")
+    # outside an array a number ends as before
+    assert ord(",") in CallCopier("what is 4 to the power of 2?").allowed('{"name": "p", "args": {"base": 4')
+
+
+def test_the_args_keys_are_the_named_tools_parameters_each_once():
+    params = {"replace_word": ["text", "old", "new"], "to_upper": ["text"]}
+    c = CallCopier("in 'dog fovos' replace 'dog' with 'zas'", params)
+    head = '{"name": "replace_word", "args": {"'
+    assert c.allowed(head) == {ord("t"), ord("o"), ord("n")}
+    assert c.allowed(head + "ol") == {ord("d")} and c.allowed(head + "old") == {ord('"')}
+    assert c.allowed(head + 'text": "dog fovos", "') == {ord("o"), ord("n")}     # each once
+    assert c.allowed(head + "item") is None                  # nothing left to match: the model's bytes
+    # a tool the copier has no parameters for, or none named: keys as the model writes them
+    assert c.allowed('{"name": "nosuch", "args": {"') is None
+    assert CallCopier("x").allowed(head) is None
+    # keys of a nested object are not the tool's parameters
+    assert c.allowed(head + 'text": {"') is None

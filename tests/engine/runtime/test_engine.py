@@ -519,10 +519,11 @@ def test_idle_time_deprecates_unused_tools():
 
 
 
-def _tool_round(copy: bool, reply: str = "\x12done\n", **kw):
-    """A model that writes a call whose argument drifts ("GOXD DXY" for "GOOD DAY") and then
-    ``reply``: the ToolCalled and ToolResult payloads and the reply, with or without the copy."""
-    call = '\x15{"name": "reverse_text", "args": {"text": "GOXD DXY"}}\n'
+def _tool_round(copy: bool, reply: str = "\x12done\n", key: str = "text", **kw):
+    """A model that writes a call whose argument drifts ("GOXD DXY" for "GOOD DAY") under ``key``
+    and then ``reply``: the ToolCalled and ToolResult payloads and the reply, with or without the
+    copy."""
+    call = '\x15{"name": "reverse_text", "args": {"%s": "GOXD DXY"}}\n' % key
     model, eng, rec = _tool_engine([call, reply], copy_tool_values=copy, **kw)
     try:
         ev = eng.submit_user("please reverse 'GOOD DAY' for me")
@@ -539,6 +540,13 @@ def test_a_call_copies_its_argument_from_the_persons_line():
     assert called["args"] == {"text": "GOOD DAY"} and result["ok"] and result["result"] == "YAD DOOG"
     called, result, _ = _tool_round(copy=False)        # the model's own bytes, as written
     assert called["args"] == {"text": "GOXD DXY"} and result["result"] == "YXD DXOG"
+
+
+def test_a_calls_keys_are_the_registered_tools_parameters():
+    called, result, _ = _tool_round(copy=True, key="item")     # reverse_text's one parameter: text
+    assert called["args"] == {"text": "GOOD DAY"} and result["result"] == "YAD DOOG"
+    _, result, _ = _tool_round(copy=False, key="item")
+    assert not result["ok"] and result["error_type"] == "bad_args"
 
 
 def test_a_reply_recalls_the_tools_result_where_its_opcode_reads_memory():
