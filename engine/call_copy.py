@@ -56,10 +56,10 @@ _NUMBER_SEPARATOR = re.compile(r"\s*(?:,\s*(?:and\s+)?|and\s+)|\s+")
 class _Where:
     """Where a call's JSON so far stands inside its ``"args"`` object: ``kind`` "string" (inside a
     string value, ``cur`` its text so far), "number" (``cur`` its characters so far), "value"
-    (a value may start), "after" (an array's value has just ended) or "key" (inside a key of the
-    args object itself, ``cur`` its text so far); ``items``: the values an array holding it has
-    already (for "after", the one just ended included), else None; ``keys``: the args object's
-    keys so far (for "key")."""
+    (a value may start), "after" (an array's value has just ended), "key" (inside a key of the
+    args object itself, ``cur`` its text so far) or "next" (a value of the args object itself has
+    just ended); ``items``: the values an array holding it has already (for "after", the one just
+    ended included), else None; ``keys``: the args object's keys so far (for "key" and "next")."""
     kind: str
     cur: str = ""
     items: list[str] | None = None
@@ -125,6 +125,7 @@ def _scan(text: str) -> _Where | None:
             if not stack:
                 return None         # the args object is closed: nothing more to copy
             expect_value = False
+            after = len(stack) == 1  # a value of the args object (an array) has ended
         elif ch == ":":
             expect_value = True
         elif ch == ",":
@@ -142,6 +143,8 @@ def _scan(text: str) -> _Where | None:
         return _Where("number", number, items)
     if after and items:
         return _Where("after", "", items)
+    if after and len(stack) == 1:
+        return _Where("next", keys=tuple(keys))
     return _Where("value", "", items) if expect_value and stack else None
 
 
@@ -169,8 +172,8 @@ class CallCopier:
         where = _scan(text)
         if where is None:
             return None
-        if where.kind == "key":
-            return self._key(text, where.cur, where.keys)
+        if where.kind in ("key", "next"):
+            return self._key(text, where.cur, where.keys, after_value=where.kind == "next")
         if where.kind == "after":           # the array ends where the request's list ends
             return {ord(",")} if self._list_goes_on(where.items) else {ord("]")}
         at = self._cursor(where.items)
@@ -205,12 +208,15 @@ class CallCopier:
             at = ends
         return at
 
-    def _key(self, text: str, cur: str, used: tuple[str, ...]) -> set[int] | None:
-        """A key of the args object: the rest of a parameter of the named tool not given yet."""
+    def _key(self, text: str, cur: str, used: tuple[str, ...], after_value: bool = False) -> set[int] | None:
+        """A key of the args object: the rest of a parameter of the named tool not given yet; or,
+        after a value (``after_value``), the object's end once every parameter is given."""
         m = _NAME.search(text)
         names = self.params.get(m.group(1)) if m else None
         if not names:
             return None             # a tool these parameters do not describe: the model's keys
+        if after_value:
+            return {ord("}")} if set(names) <= set(used) else None
         left = [n for n in names if n not in used and n.startswith(cur)]
         out = {ord(n[len(cur)]) for n in left if len(n) > len(cur)} | ({ord('"')} if cur in left else set())
         return out or None

@@ -218,3 +218,15 @@ def test_the_args_keys_are_the_named_tools_parameters_each_once():
     assert CallCopier("x").allowed(head) is None
     # keys of a nested object are not the tool's parameters
     assert c.allowed(head + 'text": {"') is None
+
+
+def test_the_args_object_ends_once_every_parameter_is_given():
+    params = {"reverse_list": ["items"], "repeat_text": ["text", "times"]}
+    lists = CallCopier("reverse the list apple, stone and river", params)
+    head = '{"name": "reverse_list", "args": {"items": ["apple", "stone", "river"]'
+    assert lists.allowed(head) == {ord("}")} and lists.allowed(head + " ") == {ord("}")}
+    rep = CallCopier("repeat 'zunibo' 3 times", params)
+    head = '{"name": "repeat_text", "args": {"text": "zunibo"'
+    assert rep.allowed(head) is None                              # "times" is still to come
+    assert rep.allowed(head + ', "times": 3') >= {ord("}")}            # a number ends as before
+    assert rep.allowed(head + ', "times": 3 ') == {ord("}")}          # then the object does
