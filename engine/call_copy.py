@@ -17,7 +17,9 @@ Where a value starts, ends and what a span may be:
   ("make 'good day' upper case" gives "good day", never "good");
 - a number value is a whole number of the request (``-?\\d+(\\.\\d+)?``): its bytes extend one, and
   it ends only where it equals one;
-- an array's values after its first follow the request's order: each starts at the first place
+- an array's first value starts where one of the request's lists begins (two or more words or
+  numbers in a row, with only a comma or "and" between them, or spaces between numbers), when it
+  has one; its values after the first follow the request's order: each starts at the first place
   after the one before where a value of its kind may start ("add up 37, 49, 5" -> [37, 49, 5]),
   and the array ends where the request's list ends (the next value would not follow its last
   after a comma or "and", or spaces between numbers), not before and not after;
@@ -50,6 +52,19 @@ _NUMBER_END = frozenset(b",}] \n")
 _QUOTES = "'\""
 _SEPARATOR = re.compile(r"\s*(?:,\s*(?:and\s+)?|and\s+)")   # between two items of a list
 _NUMBER_SEPARATOR = re.compile(r"\s*(?:,\s*(?:and\s+)?|and\s+)|\s+")
+_WORD = re.compile(r"[^\s,'\"?!.;:()]+")
+
+
+def _list_starts(source: str, token: re.Pattern, separator: re.Pattern) -> list[int]:
+    """The starts of the runs of two or more ``token`` matches joined by ``separator`` alone."""
+    found = list(token.finditer(source))
+    starts = []
+    for i, (a, b) in enumerate(zip(found, found[1:])):
+        joined = separator.fullmatch(source, a.end(), b.start())
+        before = i > 0 and separator.fullmatch(source, found[i - 1].end(), a.start())
+        if joined and not before and a.group() != "and":
+            starts.append(a.start())
+    return starts
 
 
 @dataclass
@@ -164,6 +179,10 @@ class CallCopier:
         # where a list's next item may begin: a word's start, but not "and" between two items
         self._item_starts = [i for i in self._starts if not source.startswith("and ", i)]
         self._numbers = [(m.start(), m.group()) for m in _NUMBER.finditer(source)]
+        # where the request's lists begin: the first of two or more words (numbers) in a row with
+        # only a comma or "and" between them (or spaces, between numbers)
+        self._word_lists = _list_starts(source, _WORD, _SEPARATOR)
+        self._number_lists = _list_starts(source, _NUMBER, _NUMBER_SEPARATOR)
 
     def allowed(self, text: str) -> set[int] | None:
         """The bytes the call may write after ``text`` (its JSON so far, without the role byte),
@@ -177,10 +196,15 @@ class CallCopier:
         if where.kind == "after":           # the array ends where the request's list ends
             return {ord(",")} if self._list_goes_on(where.items) else {ord("]")}
         at = self._cursor(where.items)
+        first = where.items == []           # an array's first value: where a list of the request begins
         if where.kind == "string":
-            starts = self._starts if at is None else self._firsts(self._item_starts, at)
+            if first and self._word_lists:
+                starts = self._word_lists
+            else:
+                starts = self._starts if at is None else self._firsts(self._item_starts, at)
             return self._string(where.cur, starts)
-        numbers = self._firsts([s for s, _ in self._numbers], at)
+        numbers = self._number_lists if first and self._number_lists else \
+            self._firsts([s for s, _ in self._numbers], at)
         if where.kind == "number":
             allowed = self._number(where.cur, numbers)
             if allowed is not None and where.items is not None and ord(",") in allowed:

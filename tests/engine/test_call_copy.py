@@ -169,22 +169,25 @@ def test_the_result_is_copied_from_where_the_reply_turns_to_reading_memory():
 
 
 def test_an_array_copies_the_requests_list_in_its_order():
-    c = CallCopier("add up 37, 49, 5, 17")
+    c = CallCopier("add up 37, 49, 5, 17 for 2 days")
     head = '{"name": "sum_list", "args": {"numbers": ['
-    assert c.allowed(head) >= {ord("3"), ord("4"), ord("5"), ord("1")}    # the first item: any
-    assert c.allowed(head + "37, ") == {ord("4")} | set(b'"[{tfn ')        # then the next one
+    assert c.allowed(head) == {ord("3")} | set(b'"[{tfn ')            # the first item: where the list begins
+    assert c.allowed(head + "37, ") == {ord("4")} | set(b'"[{tfn ')   # then the next one
     assert c.allowed(head + "37, 4") == {ord("9")}
     assert c.allowed(head + "37, 49, 5") == set(b", ")     # 5, not 5x: it ends, and the list goes on
+    # out of the request's order (only where the model left the mask: a value it wrote freely)
     assert c.allowed(head + "49, ") == {ord("5")} | set(b'"[{tfn ')
-    # past the request's list (or out of its order) any of its numbers may come
-    assert c.allowed(head + "37, 49, 5, 17, ") >= {ord("3"), ord("4"), ord("5"), ord("1")}
-    assert c.allowed(head + "17, 37, ") == {ord("4")} | set(b'"[{tfn ')    # from the start again
+    assert c.allowed(head + "17, 37, ") >= {ord("4"), ord("2")}       # not the request's order: any
     words = CallCopier("how often does 'stone' occur in river, paper, apple, stone, apple?")
     head = '{"name": "count_items", "args": {"items": ['
+    assert words.allowed(head + '"') == {ord("r")}                    # not 'stone', 'occur' nor 'how'
     assert words.allowed(head + '"river", "') == {ord("p")}
     assert words.allowed(head + '"river", "paper", "apple", "stone", "') == {ord("a")}
     assert words.allowed(head + '"river", "paper", "apple", "stone", "apple') == {ord('"'), ord("?")}
     assert words.allowed(head + '"stone", "') == {ord("o"), ord("a")}  # after either "stone"
+    # no list in the request: the first value may start at any word
+    assert CallCopier("reverse 'dog'").allowed(head + '"') == {ord("r"), ord("d")}
+    assert CallCopier("sort 5 3 9").allowed('{"name": "s", "args": {"xs": [') == {ord("5")} | set(b'"[{tfn ')
 
 
 def test_an_array_ends_where_the_requests_list_ends():
