@@ -15,8 +15,9 @@ Where a value starts, ends and what a span may be:
   closes where the span is followed in the request by a character that is not a letter or digit,
   or ends it; a span that begins after a quote closes at that quote and nowhere else
   ("make 'good day' upper case" gives "good day", never "good");
-- a number value is a whole number of the request (``-?\\d+(\\.\\d+)?``): its bytes extend one, and
-  it ends only where it equals one;
+- a number value that begins like one of the request's numbers (``-?\\d+(\\.\\d+)?``) is that
+  number whole: its bytes extend one, and it ends only where it equals one (its first digit is
+  free outside a list: a value the request does not hold, recalled from earlier, may come);
 - an array's first value starts where one of the request's lists begins (two or more words or
   numbers in a row, with only a comma or "and" between them, or spaces between numbers), when it
   has one; its values after the first follow the request's order: each starts at the first place
@@ -211,7 +212,10 @@ class CallCopier:
                 # a whole number of a list: the array goes on, or ends, with the request's list
                 allowed -= set(b"]}\n") if self._list_goes_on(where.items + [where.cur]) else {ord(",")}
             return allowed
-        # a value starts: any type the model likes, but a number must begin one of the request's
+        # a value starts: any type the model likes (a number from memory too); in a list, a number
+        # begins the request's next one
+        if where.items is None:
+            return None
         starts = {ord(n[0]) for s, n in self._numbers if s in numbers}
         return None if not starts else starts | {ord(c) for c in '"[{tfn '}
 
