@@ -14,7 +14,9 @@ Where a value starts, ends and what a span may be:
   space nor a quote, begins the request or follows a character that is not a letter or digit) and
   closes where the span is followed in the request by a character that is not a letter or digit,
   or ends it; a span that begins after a quote closes at that quote and nowhere else
-  ("make 'good day' upper case" gives "good day", never "good");
+  ("make 'good day' upper case" gives "good day", never "good"); outside a list its first
+  character is the model's (a value recalled from earlier may come), and where that begins a word
+  of the request, the span goes on from there;
 - a number value that begins like one of the request's numbers (``-?\\d+(\\.\\d+)?``) is that
   number whole: its bytes extend one, and it ends only where it equals one (its first digit is
   free outside a list: a value the request does not hold, recalled from earlier, may come);
@@ -199,6 +201,8 @@ class CallCopier:
         at = self._cursor(where.items)
         first = where.items == []           # an array's first value: where a list of the request begins
         if where.kind == "string":
+            if where.items is None and not where.cur:
+                return None                 # its first character is free: a value from memory may come
             if first and self._word_lists:
                 starts = self._word_lists
             else:
