@@ -42,6 +42,7 @@ Pure functions of text (and :func:`restrict`, which applies what they allow to l
 """
 from __future__ import annotations
 
+import bisect
 import json
 import re
 from dataclasses import dataclass
@@ -240,7 +241,8 @@ class CallCopier:
             at = ends
         return at
 
-    def _key(self, text: str, cur: str, used: tuple[str, ...], after_value: bool = False) -> set[int] | None:
+    def _key(self, text: str, cur: str, used: tuple[str, ...],
+             after_value: bool = False) -> set[int] | None:
         """A key of the args object: the rest of a parameter of the named tool not given yet; or,
         after a value (``after_value``), the object's end once every parameter is given."""
         m = _NAME.search(text)
@@ -275,7 +277,7 @@ class CallCopier:
         where none comes after: the request's list has ended, the model's has not)."""
         if at is None:
             return starts
-        firsts = [s for s in starts if any(s >= p and not any(p <= t < s for t in starts) for p in at)]
+        firsts = sorted({starts[k] for k in (bisect.bisect_left(starts, p) for p in at) if k < len(starts)})
         return firsts or starts
 
     def _after(self, cur: str, starts: list[int]) -> tuple[set[str], bool]:
