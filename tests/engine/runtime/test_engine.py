@@ -518,7 +518,6 @@ def test_idle_time_deprecates_unused_tools():
     assert tools.registry.get("shout").name == "shout"
 
 
-
 def _tool_round(copy: bool, reply: str = "\x12done\n", key: str = "text", **kw):
     """A model that writes a call whose argument drifts ("GOXD DXY" for "GOOD DAY") under ``key``
     and then ``reply``: the ToolCalled and ToolResult payloads and the reply, with or without the
