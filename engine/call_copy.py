@@ -43,7 +43,6 @@ Pure functions of text (and :func:`restrict`, which applies what they allow to l
 from __future__ import annotations
 
 import bisect
-import json
 import re
 from dataclasses import dataclass
 
@@ -319,8 +318,7 @@ class CallCopier:
 
 class ResultCopier:
     """A tool's result as the reply after it shows it. ``result``: as the curriculum's replies show
-    it (a string as it is, anything else as JSON: :func:`shown`). One per reply: it remembers
-    where the copy began."""
+    it (``prompts.stream.shown_result``). One per reply: it remembers where the copy began."""
 
     def __init__(self, result: str):
         self.result = result
@@ -353,11 +351,6 @@ def _written_start(reply: str, result: str) -> int:
         if reply.endswith(result[:k]) and (at == 0 or not reply[at - 1].isalnum()):
             return k
     return 0
-
-
-def shown(result) -> str:
-    """A tool's result as the curriculum's replies show it: a string as it is, else its JSON."""
-    return result if isinstance(result, str) else json.dumps(result)
 
 
 def restrict(logits: torch.Tensor, allowed: set[int] | None) -> torch.Tensor:

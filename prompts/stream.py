@@ -30,6 +30,8 @@ Opcode conventions the curriculum teaches and the runtime reads (last layer):
 """
 from __future__ import annotations
 
+import json
+
 USER = "\x11"
 BOT = "\x12"
 IMPULSE = "\x13"
@@ -74,6 +76,11 @@ def impulse(text: str) -> str:
 
 def replay(text: str) -> str:
     return turn(REPLAY, text)
+
+
+def shown_result(result) -> str:
+    """A tool's result as a reply shows it ("done: {shown}."): a string as it is, else its JSON."""
+    return result if isinstance(result, str) else json.dumps(result)
 
 
 def split_turns(stream: str) -> list[tuple[str, str]]:

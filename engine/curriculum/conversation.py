@@ -326,7 +326,7 @@ class Conversation:
                 self.b.plain(json.dumps(v))
         self.b.plain("}}")
         self.b.close_turn(model_turn=True)
-        shown = result if isinstance(result, str) else json.dumps(result)
+        shown = stream.shown_result(result)
         fact = Fact(f"r{len(self.b)}", "tool result", shown)
         remember = _rememberable(shown) and (not isinstance(result, str) or _json_inner(shown) == shown)
         head = '{"ok": true, "result": ' + ('"' if isinstance(result, str) else "")

@@ -15,7 +15,7 @@ import torch
 
 from prompts import stream
 
-from engine.call_copy import CallCopier, ResultCopier, shown
+from engine.call_copy import CallCopier, ResultCopier
 from engine.curriculum import tools as toolset
 from engine.curriculum.episodes import tool_request_prompt
 from engine.eval.common import generate, greedy_generate
@@ -61,7 +61,8 @@ def reply_prompt(tool: toolset.Tool, seed: int) -> tuple[str, str]:
     prompt, args, _ = call_prompt(tool, seed)
     result = toolset.run_reference(tool, args)
     call = json.dumps({"name": tool.name, "args": args})
-    return prompt + call + stream.END + format_tool_result(True, result) + stream.BOT, shown(result)
+    prompt += call + stream.END + format_tool_result(True, result) + stream.BOT
+    return prompt, stream.shown_result(result)
 
 
 def check_call(text: str, tool: toolset.Tool, args: dict) -> dict:

@@ -30,7 +30,7 @@ import torch
 
 import prompts
 from prompts import stream
-from engine.call_copy import CallCopier, ResultCopier, restrict, shown
+from engine.call_copy import CallCopier, ResultCopier, restrict
 from engine.runtime.bus import EventBus, PriorityInbox
 from engine.runtime.consolidation import ConsolidationConfig, Consolidator, apply_prunes
 from engine.runtime.cues import Tape, book_from_dict, book_to_dict, cue_book, fact_cues
@@ -845,7 +845,7 @@ def _result_text(result_turn: str) -> str | None:
         return None
     if not isinstance(body, dict) or not body.get("ok") or "result" not in body:
         return None
-    return shown(body["result"])
+    return stream.shown_result(body["result"])
 
 
 def _plain_event(type_: str, payload: dict, sender: str) -> Event:

@@ -8,7 +8,8 @@ import re
 import pytest
 import torch
 
-from engine.call_copy import CallCopier, ResultCopier, restrict, shown
+from engine.call_copy import CallCopier, ResultCopier, restrict
+from prompts.stream import shown_result
 
 HEAD = '{"name": "some_tool", "args": {'
 WORDS = ("dog", "fovos", "a", "Zas", "river-bank", "it's", "x1", "don", "donkey")
@@ -172,7 +173,7 @@ def test_the_result_is_copied_from_where_the_reply_turns_to_reading_memory():
     assert resumed.allowed("done: YA", True) == {ord("D")}
     assert ResultCopier("YAD DOOG").allowed("done: DYA", True) == {ord("Y")}   # mid-word: from the start
     assert ResultCopier("café").allowed("done: ", True) is None                # non-ASCII: free
-    assert shown("text") == "text" and shown(3.5) == "3.5" and shown([1, 2]) == "[1, 2]"
+    assert shown_result("text") == "text" and shown_result(3.5) == "3.5" and shown_result([1, 2]) == "[1, 2]"
 
 
 def test_an_array_copies_the_requests_list_in_its_order():
