@@ -36,7 +36,8 @@ the curriculum labels READ_MEM at every position whose next byte is recalled, an
 opcode says so too. :class:`ResultCopier`: where the reply's opcode first turns READ_MEM, the
 result is written whole (the model decides where it goes, the bytes are the result's). Results
 that the curriculum does not hold in memory (lists of words, long text) are written without
-READ_MEM, and so as the model writes them.
+READ_MEM; a list or an object result is copied from where the reply writes its opening bracket,
+a long text as the model writes it.
 
 Pure functions of text (and :func:`restrict`, which applies what they allow to logits).
 """
@@ -329,14 +330,18 @@ class ResultCopier:
         """The bytes the reply may write after ``reply`` (its text so far), ``reading`` being
         whether its opcode at the last byte was READ_MEM (the next byte is recalled). The first
         such step begins the copy, from the result's start or from as much of it as the reply has
-        just written at a word's start; from there the result is written whole, then the reply is
+        just written at a word's start (a list or object result also begins where the reply has
+        written its opening bracket); from there the result is written whole, then the reply is
         free again. None: any byte."""
         if self.done or not self.result.isascii():
             return None
         if self._from is None:
-            if not reading:
+            begun = _written_start(reply, self.result)
+            # a list or an object begins with a bracket no lead-in has: once the reply writes it,
+            # the result is under way (the curriculum writes lists of words without READ_MEM)
+            if not reading and not (begun and self.result[0] in "[{"):
                 return None
-            self._from = len(reply) - _written_start(reply, self.result)
+            self._from = len(reply) - begun
         copied = reply[self._from:]
         if copied == self.result or not self.result.startswith(copied):
             self.done = True

@@ -241,3 +241,12 @@ def test_the_args_object_ends_once_every_parameter_is_given():
     assert rep.allowed(head) is None                              # "times" is still to come
     assert rep.allowed(head + ', "times": 3') >= {ord("}")}            # a number ends as before
     assert rep.allowed(head + ', "times": 3 ') == {ord("}")}          # then the object does
+
+
+def test_a_list_result_is_copied_from_its_opening_bracket_without_reading_memory():
+    r = ResultCopier('["zas", "fovos", "dog"]')
+    assert r.allowed("here it is: ", False) is None
+    assert r.allowed("here it is: [", False) == {ord('"')}          # the bracket begins the copy
+    assert r.allowed('here it is: ["zas", "fovos", "dog"]', False) is None and r.done
+    assert ResultCopier("dog fovos").allowed("done: do", False) is None   # a word's start is not enough
+    assert ResultCopier('{"a": 1}').allowed("it is {", False) == {ord('"')}
