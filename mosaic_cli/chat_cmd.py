@@ -248,10 +248,12 @@ def register(app: typer.Typer) -> None:
         max_turn_bytes: int = typer.Option(200, min=1, help="cap on one reply (a tool definition or call may run to 2,048)"),
         impulses: bool = typer.Option(True, "--impulses/--no-impulses", help="let drives wake the model"),
         learn: bool = typer.Option(True, "--learn/--no-learn", help="online LoRA learning (medium timescale)"),
+        copy: bool = typer.Option(True, "--copy/--no-copy", help="tool calls copy their argument values from "
+                                  "your line, replies the tool's result (--no-copy: the model's own bytes)"),
     ) -> None:
         """Chat with the model (TUI in a terminal; --plain: a user line in, the reply out)."""
         engine, sess = _open_engine(session, model, learn, temperature=temperature,
-                                    max_turn_bytes=max_turn_bytes, impulses=impulses)
+                                    max_turn_bytes=max_turn_bytes, impulses=impulses, copy_tool_values=copy)
         old = _install_signals()
         try:
             runner = None if (plain or jsonl or not sys.stdout.isatty() or not sys.stdin.isatty()) else _tui("chat")

@@ -44,6 +44,24 @@ def test_chat_plain_prints_one_reply_line_per_user_line(tiny_path):
     assert len(res.stdout.splitlines()) == 2          # the blank line is skipped
 
 
+def test_no_copy_hands_the_engine_the_models_own_tool_values(tiny_path, monkeypatch):
+    import mosaic_cli.chat_cmd as chat_cmd
+    seen: list[bool] = []
+    real = chat_cmd._open_engine
+
+    def spy(*args, **config):
+        engine, session = real(*args, **config)
+        seen.append(engine.config.copy_tool_values)
+        return engine, session
+
+    monkeypatch.setattr(chat_cmd, "_open_engine", spy)
+    for flag in ("--copy", "--no-copy"):
+        res = CliRunner().invoke(app, ["chat", "--plain", "--no-impulses", flag, "--model", tiny_path,
+                                       "--max-turn-bytes", "8"], input="hi\n")
+        assert res.exit_code == 0, res.output
+    assert seen == [True, False]
+
+
 def test_plain_chat_names_a_proposed_or_rejected_tool():
     from types import SimpleNamespace as Ev
     from mosaic_cli.chat_cmd import tool_note
