@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from engine.call_copy import restrict
+
 CHUNK = 4096  # bytes per forward pass of MOSAIC on long streams (the state carries over exactly)
 
 
@@ -78,7 +80,6 @@ def generate(model, arch: str, prompts: list[bytes], max_new: int, stop: int = o
 
     def pick(logits: torch.Tensor) -> list[int]:     # [B, 256] -> one byte per row
         if allowed is not None:
-            from engine.call_copy import restrict
             logits = torch.stack([row if fn is None or done[i] else
                                   restrict(row, fn(bytes(outs[i]).decode("utf-8", errors="replace"), ops[i]))
                                   for i, (row, fn) in enumerate(zip(logits, allowed))])

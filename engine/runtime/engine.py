@@ -143,8 +143,6 @@ class Engine:
         self._stepper: Any = None
         self._fast_ok = True
         self._turn_bytes = bytearray()         # what the model read and wrote this turn (for observe)
-        self._call_source: str | None = None    # the user's line a tool call copies its arguments from
-        self._result_source: str | None = None  # the tool result the next reply recalls
         self.adapter_version: str | None = None
 
         mcfg = getattr(model, "config", None) or getattr(model, "cfg", None)
@@ -485,9 +483,12 @@ class Engine:
         probs = torch.softmax(logits[0].float() / t, dim=-1).cpu()
         return int(torch.multinomial(probs, 1, generator=self._gen))
 
-    def _generate(self, turn_id: str, temperature: float | None = None) -> _Turn:
+    def _generate(self, turn_id: str, temperature: float | None = None, request: str | None = None,
+                  result: str | None = None) -> _Turn:
         """The model's turn after an input turn: bytes until END, an IDLE opcode, or the cap
-        (sampled at ``temperature``; None: the config's)."""
+        (sampled at ``temperature``; None: the config's). ``request``: the person's line a tool
+        call copies its argument values from; ``result``: the tool result a reply recalls
+        (``engine.call_copy``; with ``copy_tool_values``)."""
         turn = _Turn()
         logits = self._last_logits
         if logits is None:
@@ -517,10 +518,10 @@ class Engine:
                 if turn.role in ("tool_def", "tool_call"):  # cut short it could never validate
                     cap = max(cap, self.config.max_code_turn_bytes)
                 if self.config.copy_tool_values:
-                    if turn.role == "tool_call" and self._call_source:
-                        copier = CallCopier(self._call_source, self._tool_params())
-                    elif turn.role == "bot" and self._result_source is not None:
-                        recaller = ResultCopier(self._result_source)
+                    if turn.role == "tool_call" and request:
+                        copier = CallCopier(request, self._tool_params())
+                    elif turn.role == "bot" and result is not None:
+                        recaller = ResultCopier(result)
             i += 1
             reading = view.op == OP_READ
             if self.config.publish_tokens:
@@ -542,17 +543,18 @@ class Engine:
             self._step(END_BYTE)     # close the turn so the stream stays well formed
         return turn
 
-    def _generate_checked(self, turn_id: str) -> _Turn:
-        """:meth:`_generate`, writing a tool definition that does not validate again (up to
-        ``tool_def_retries`` times, sampled) from the state before it; each retry is a
-        ``ToolDefinitionRetried`` event. Only with a ToolService, whose checks these are."""
+    def _generate_checked(self, turn_id: str, **copy: str | None) -> _Turn:
+        """:meth:`_generate` (``copy``: its ``request`` and ``result``), writing a tool definition
+        that does not validate again (up to ``tool_def_retries`` times, sampled) from the state
+        before it; each retry is a ``ToolDefinitionRetried`` event. Only with a ToolService, whose
+        checks these are."""
         if self.tools is None or self.config.tool_def_retries <= 0:
-            return self._generate(turn_id)
+            return self._generate(turn_id, **copy)
         from engine.toolbridge import checked_definition
         # the logits are cloned: a fast path's step returns them in a buffer the next step reuses
         logits = None if self._last_logits is None else self._last_logits.clone()
         mark = (self.state.fork(), self._tape.end, logits, len(self._turn_bytes))
-        turn = self._generate(turn_id)
+        turn = self._generate(turn_id, **copy)
         for attempt in range(1, self.config.tool_def_retries + 1):
             if turn.role != "tool_def" or turn.ended_by == "stop" or self._stopping.is_set():
                 break
@@ -570,13 +572,14 @@ class Engine:
             self._tape.rewind(tape_end)
             self._last_logits = logits
             del self._turn_bytes[n:]
-            turn = self._generate(turn_id, temperature=self.config.tool_retry_temperature)
+            turn = self._generate(turn_id, temperature=self.config.tool_retry_temperature, **copy)
         return turn
 
-    def _model_turns(self, turn_id: str, origin: str) -> tuple[_Turn, list[_Turn]]:
-        """Generate the model's turn, following tool calls through the tool hook (bounded)."""
-        self._result_source = None
-        turns = [self._generate_checked(turn_id)]
+    def _model_turns(self, turn_id: str, origin: str,
+                     request: str | None = None) -> tuple[_Turn, list[_Turn]]:
+        """Generate the model's turn, following tool calls through the tool hook (bounded);
+        ``request``: the person's line that a tool call copies its argument values from."""
+        turns = [self._generate_checked(turn_id, request=request)]
         rounds = 0
         while (turns[-1].role in ("tool_def", "tool_call")
                and (self.tools is not None or self.tool_handler is not None)
@@ -585,14 +588,13 @@ class Engine:
             result_turn = self._run_tool_turn(turns[-1])
             # The curriculum follows a definition with the model's own words about it, never with
             # a TOOL_RESULT turn: the proposal's fate reaches the person as events only.
-            self._result_source = None
+            result = None
             if turns[-1].role != "tool_def":
                 if result_turn is None:
                     break
-                self._result_source = _result_text(result_turn)
+                result = _result_text(result_turn)
                 self._feed(result_turn)
-            turns.append(self._generate_checked(turn_id))
-        self._result_source = None
+            turns.append(self._generate_checked(turn_id, request=request, result=result))
         final = next((t for t in reversed(turns) if t.role not in ("tool_def", "tool_call")), turns[-1])
         return final, turns
 
@@ -628,9 +630,9 @@ class Engine:
         self._emit(ev)
         self.metrics.on_activity()
         try:
-            self._call_source = ev.payload.get("text", "")
-            self._feed(stream.user(self._call_source))
-            final, turns = self._model_turns(ev.id, "user")
+            text = ev.payload.get("text", "")
+            self._feed(stream.user(text))
+            final, turns = self._model_turns(ev.id, "user", request=text)
             text = final.text
             replied = (final.role in ("bot", None) and bool(text)
                        and (final.respond or not self.config.reply_requires_respond))
@@ -683,7 +685,6 @@ class Engine:
         self._emit(Event("SelfActivated", {"impulse": ev.id, "drive": ev.payload.get("drive")}))
         self.metrics.on_activity()
         try:
-            self._call_source = None        # no person's line for a call to copy from
             ops = self._feed(stream.impulse(self._render_impulse(ev.payload)))
             # IDLE on the impulse's role byte: the model answers by doing nothing
             if ops and ops[0] == OP_IDLE:
