@@ -34,7 +34,8 @@ Where a value starts, ends and what a span may be:
 The reply after a TOOL_RESULT turn shows the result ("done: GOOD DAY."), recalled from memory:
 the curriculum labels READ_MEM at every position whose next byte is recalled, and the model's own
 opcode says so too. :class:`ResultCopier`: where the reply's opcode first turns READ_MEM, the
-result is written whole (the model decides where it goes, the bytes are the result's). Results
+result is written whole (the model decides where it goes, the bytes are the result's), and the
+reply ends after it as the curriculum's do ("." and END: nothing after the value). Results
 that the curriculum does not hold in memory (lists of words, long text) are written without
 READ_MEM; a list or an object result is copied from where the reply writes its opening bracket,
 a long text as the model writes it.
@@ -56,6 +57,7 @@ _NUMBER_END = frozenset(b",}] \n")
 _QUOTES = "'\""
 _SEPARATOR = re.compile(r"\s*(?:,\s*(?:and\s+)?|and\s+)")   # between two items of a list
 _NUMBER_SEPARATOR = re.compile(r"\s*(?:,\s*(?:and\s+)?|and\s+)|\s+")
+_REPLY_END = ".\n"   # how the curriculum's replies after a result end ("done: {v}.", then END)
 _WORD = re.compile(r"[^\s,'\"?!.;:()]+")
 
 
@@ -331,8 +333,8 @@ class ResultCopier:
         whether its opcode at the last byte was READ_MEM (the next byte is recalled). The first
         such step begins the copy, from the result's start or from as much of it as the reply has
         just written at a word's start (a list or object result also begins where the reply has
-        written its opening bracket); from there the result is written whole, then the reply is
-        free again. None: any byte."""
+        written its opening bracket); from there the result is written whole and the reply ends
+        as every curriculum reply after a result ends (".", END). None: any byte."""
         if self.done or not self.result.isascii():
             return None
         if self._from is None:
@@ -342,11 +344,11 @@ class ResultCopier:
             if not reading and not (begun and self.result[0] in "[{"):
                 return None
             self._from = len(reply) - begun
-        copied = reply[self._from:]
-        if copied == self.result or not self.result.startswith(copied):
+        copied, whole = reply[self._from:], self.result + _REPLY_END
+        if len(copied) >= len(whole) or not whole.startswith(copied):
             self.done = True
             return None
-        return {ord(self.result[len(copied)])}
+        return {ord(whole[len(copied)])}
 
 
 def _written_start(reply: str, result: str) -> int:

@@ -158,8 +158,10 @@ def test_a_reply_that_turns_to_reading_memory_shows_the_result_whole(seed):
     reads = [False] * (len(lead) - 1 + late) + [True] * (len(result) + 5)
     written = lead + result[:late] + garbled + ". ok"
     reply = _reply(ResultCopier(result), written, reads, rng)
-    assert reply.startswith(lead + result) or reply.startswith(lead + result[:late] + result)
-    assert reply.endswith(written[len(reply) - 4:])     # free again after the result: the model's bytes
+    # the whole result, then the curriculum's end of a reply (".", END): nothing more of the value
+    shown = [lead + result + ".\n", lead + result[:late] + result + ".\n"]
+    end = next(len(s) for s in shown if reply.startswith(s))
+    assert reply[end:] == written[end:]                   # free after it (chat stops at END)
 
 
 def test_the_result_is_copied_from_where_the_reply_turns_to_reading_memory():
@@ -167,8 +169,10 @@ def test_the_result_is_copied_from_where_the_reply_turns_to_reading_memory():
     assert r.allowed("done:", False) is None                 # not reading: free
     assert r.allowed("done: ", True) == {ord("Y")}           # the copy begins at the result's start
     assert r.allowed("done: YA", False) == {ord("D")}        # and goes on whatever the opcode
-    assert r.allowed("done: YAD DOOG", True) is None and r.done
-    assert r.allowed("done: YAD DOOG.", True) is None        # one copy per reply
+    assert r.allowed("done: YAD DOOG", True) == {ord(".")}  # then the reply ends as the curriculum's
+    assert r.allowed("done: YAD DOOG.", False) == {ord("\n")}
+    assert r.allowed("done: YAD DOOG.\n", True) is None and r.done
+    assert r.allowed("done: YAD DOOG.\nx", True) is None     # one copy per reply
     resumed = ResultCopier("YAD DOOG")                       # the reply wrote its start already
     assert resumed.allowed("done: YA", True) == {ord("D")}
     assert ResultCopier("YAD DOOG").allowed("done: DYA", True) == {ord("Y")}   # mid-word: from the start
@@ -247,6 +251,7 @@ def test_a_list_result_is_copied_from_its_opening_bracket_without_reading_memory
     r = ResultCopier('["zas", "fovos", "dog"]')
     assert r.allowed("here it is: ", False) is None
     assert r.allowed("here it is: [", False) == {ord('"')}          # the bracket begins the copy
-    assert r.allowed('here it is: ["zas", "fovos", "dog"]', False) is None and r.done
+    assert r.allowed('here it is: ["zas", "fovos", "dog"]', False) == {ord(".")}
+    assert r.allowed('here it is: ["zas", "fovos", "dog"].\n', False) is None and r.done
     assert ResultCopier("dog fovos").allowed("done: do", False) is None   # a word's start is not enough
     assert ResultCopier('{"a": 1}').allowed("it is {", False) == {ord('"')}

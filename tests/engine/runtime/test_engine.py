@@ -558,6 +558,9 @@ def test_a_reply_recalls_the_tools_result_where_its_opcode_reads_memory():
     assert text == "done: YAD DOOG."
     *_, text = _tool_round(copy=False, reply=reply, op_override=reads)
     assert text == "done: YAX DOOG."
+    # a model that goes on after the value: the reply ends after it, as the curriculum's do
+    *_, text = _tool_round(copy=True, reply="\x12done: YAX DOOG SILVER.\n", op_override=reads)
+    assert text == "done: YAD DOOG."
     # no READ_MEM step: nothing is recalled, nothing is masked
     *_, text = _tool_round(copy=True, reply=reply, op_override=lambda b: 0 if b >= 0x20 else None)
     assert text == "done: YAX DOOG."
