@@ -45,6 +45,12 @@ def train(
     cuda_graph: bool = typer.Option(False, "--cuda-graph",
                                     help="Replay each step from CUDA graphs: the same steps with far fewer "
                                          "kernel launches (one GPU; not under torchrun)."),
+    tools_share: Optional[float] = typer.Option(
+        None, "--tools-share", min=0, max=0.99,
+        help="Share of conversations about tools (default 0.15: what the default model trained on)."),
+    more_phrases: bool = typer.Option(
+        False, "--more-phrases",
+        help="Tool requests also use the curriculum's blind-written wordings (tool_phrases.json)."),
     as_json: bool = typer.Option(False, "--json", help="Print the run summary as one JSON object."),
 ) -> None:
     """Train on the synthetic curriculum: progress with loss and tokens/s, held-out checks,
@@ -55,7 +61,8 @@ def train(
         cfg = train_preset(preset, steps=steps, arch=arch, seed=seed, time_budget=time_budget,
                            batch_size=batch_size, seq_len=seq_len, workers=workers, from_session=from_session,
                            lr=lr, init_from=str(init) if init else None, w_match=match_weight,
-                           cuda_graph=True if cuda_graph else None)
+                           cuda_graph=True if cuda_graph else None, tools_share=tools_share,
+                           more_phrases=True if more_phrases else None)
     except TrainConfigError as exc:
         fail(str(exc))
     from engine.train.__main__ import default_out

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.curriculum.episodes import training_example
+from engine.curriculum.episodes import Mix, training_example
 from engine.curriculum.example import LABEL_FIELDS, READ_MEM, WRITE_MEM, Example
 
 
@@ -60,14 +60,14 @@ def collate(examples: list[Example], max_reads: int = 512, max_writes: int = 102
 
 
 def training_batch(step: int, batch_size: int, length: int, n_buckets: int, seed: int = 0,
-                   rank: int = 0, split: str = "train") -> dict[str, np.ndarray]:
+                   rank: int = 0, split: str = "train", mix: Mix = Mix()) -> dict[str, np.ndarray]:
     """The batch of training step ``step`` for process ``rank``: a pure function of its arguments,
     so a resumed or distributed run sees exactly the data an uninterrupted one would."""
-    return collate(training_examples(step, batch_size, length, n_buckets, seed, rank, split))
+    return collate(training_examples(step, batch_size, length, n_buckets, seed, rank, split, mix))
 
 
 def training_examples(step: int, count: int, length: int, n_buckets: int, seed: int = 0, rank: int = 0,
-                      split: str = "train") -> list[Example]:
+                      split: str = "train", mix: Mix = Mix()) -> list[Example]:
     """The first ``count`` examples of training step ``step`` (those :func:`training_batch` stacks)."""
     base = ((seed * 1_000_003 + rank) * 10_000_019 + step) * count
-    return [training_example(base + i, length, n_buckets, split) for i in range(count)]
+    return [training_example(base + i, length, n_buckets, split, mix=mix) for i in range(count)]

@@ -62,10 +62,12 @@ def _definition_names(text: str, name: str, uid: int) -> list[tuple[int, str, Fa
 class Conversation:
     """Writes exchanges into a :class:`Builder`, remembering which facts are live."""
 
-    def __init__(self, rng: random.Random, split: str, n_buckets: int, answer_weight: float = 5.0):
+    def __init__(self, rng: random.Random, split: str, n_buckets: int, answer_weight: float = 5.0,
+                 more_phrases: bool = False):
         vocab.nouns(split)  # validates the split
         self.rng = rng
         self.split = split
+        self.more_phrases = more_phrases  # tool requests also use tools.MORE_PHRASES
         self.b = Builder(n_buckets, answer_weight)
         self.live: dict[str, Fact] = {}
         self.forgotten: list[Fact] = []
@@ -276,7 +278,7 @@ class Conversation:
         is first chosen and READ where it is repeated, as a fact would be.
         """
         from engine.curriculum import tools as toolset
-        self._user(toolset.request_text(tool, self.rng, split or self.split))
+        self._user(toolset.request_text(tool, self.rng, split or self.split, self.more_phrases))
         start = len(self.b)
         text = stream.clean(toolset.definition_json(tool))
         self.b.open_turn(stream.TOOL_DEF)

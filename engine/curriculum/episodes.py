@@ -6,6 +6,7 @@ same bytes and labels for the same arguments on every machine.
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 
 from prompts import stream
 
@@ -19,6 +20,29 @@ from engine.curriculum.example import Example
 STYLES = (("facts", 0.25), ("burst", 0.3), ("mixed", 0.2), ("tools", 0.15), ("agent", 0.1))
 
 P_GREETING = 0.3  # share of conversations that open with a greeting
+
+
+@dataclass(frozen=True)
+class Mix:
+    """What training conversations hold, beside their seed: ``tools`` is the share of them in
+    the "tools" style (requests for tools answered by definitions, calls and their results; the
+    other styles keep their proportions to one another), ``more_phrases`` whether tool requests
+    also use the blind-written wordings of ``tools.MORE_PHRASES``. ``Mix()`` is the curriculum
+    stages 5 to 9 of the default model trained on."""
+    tools: float = dict(STYLES)["tools"]
+    more_phrases: bool = False
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.tools < 1:
+            raise ValueError(f"tools share: must be in [0, 1), got {self.tools}")
+
+    def styles(self) -> tuple[tuple[str, float], ...]:
+        """(style, weight) pairs; STYLES itself for the default share (the same draws)."""
+        base = dict(STYLES)["tools"]
+        if self.tools == base:
+            return STYLES
+        scale = (1 - self.tools) / (1 - base)
+        return tuple((s, self.tools if s == "tools" else w * scale) for s, w in STYLES)
 
 
 def max_facts_for(length: int) -> int:
@@ -48,15 +72,17 @@ def _burst(conv: Conversation, rng: random.Random, length: int) -> None:
 
 
 def training_example(seed: int, length: int, n_buckets: int, split: str = "train",
-                     answer_weight: float = 5.0, style: str | None = None) -> Example:
+                     answer_weight: float = 5.0, style: str | None = None, mix: Mix = Mix()) -> Example:
     """One conversation of exactly ``length`` bytes (cut at the end) with every label.
 
     Facts are told, asked (after gaps of every length from zero), updated, forgotten
-    and replayed among distractor talk, tool requests and calls, impulses and commitments.
+    and replayed among distractor talk, tool requests and calls, impulses and commitments,
+    in the proportions of ``mix``.
     """
     rng = random.Random(f"mosaic-curriculum/{split}/{seed}")
-    conv = Conversation(rng, split, n_buckets, answer_weight)
-    style = style or rng.choices([s for s, _ in STYLES], [w for _, w in STYLES])[0]
+    conv = Conversation(rng, split, n_buckets, answer_weight, more_phrases=mix.more_phrases)
+    styles = mix.styles()
+    style = style or rng.choices([s for s, _ in styles], [w for _, w in styles])[0]
     n_facts = rng.randint(1, max_facts_for(length))
     if rng.random() < P_GREETING:
         conv.greet()

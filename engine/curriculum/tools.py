@@ -12,6 +12,7 @@ import json
 import random
 import textwrap
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 TYPES = {"s": "string", "i": "integer", "n": "number", "a": "array", "b": "boolean"}
@@ -650,10 +651,24 @@ def definition_json(tool: Tool) -> str:
     return json.dumps(tool.definition())
 
 
-def phrases(tool: Tool, split: str) -> tuple[str, ...]:
-    """Training paraphrases are all but the last; the held-out split uses the last."""
+def _more_phrases() -> dict[str, tuple[str, ...]]:
+    path = Path(__file__).with_name("tool_phrases.json")
+    return {name: tuple(ps) for name, ps in json.loads(path.read_text()).items()}
+
+
+# More training wordings per tool (tool_phrases.json), written by people who saw the training
+# paraphrases and not the held-out ones: everyday words a request may use. A mix with
+# ``more_phrases`` trains on them too (stage 9 did not); any that is word for word a held-out
+# wording stays out (phrases()).
+MORE_PHRASES: dict[str, tuple[str, ...]] = _more_phrases()
+
+
+def phrases(tool: Tool, split: str, more: bool = False) -> tuple[str, ...]:
+    """Training paraphrases are all but the last (and, with ``more``, the tool's MORE_PHRASES
+    other than its held-out one); the held-out split uses the last."""
     if split == "train":
-        return tool.phrases[:-1]
+        extra = tuple(p for p in MORE_PHRASES.get(tool.name, ()) if p != tool.phrases[-1]) if more else ()
+        return tool.phrases[:-1] + extra
     if split == "heldout":
         return tool.phrases[-1:]
     raise ValueError(f"unknown split {split!r}")
@@ -675,12 +690,13 @@ def cue_words(tool: Tool, tools: list[Tool] | None = None) -> frozenset[str]:
     return frozenset((held & own) - others)
 
 
-def request_text(tool: Tool, rng: random.Random, split: str) -> str:
+def request_text(tool: Tool, rng: random.Random, split: str, more: bool = False) -> str:
     """A user's request for ``tool`` in the split's templates and paraphrases; split "templates"
-    (an evaluation's, never trained on) puts the training paraphrases in the held-out templates."""
+    (an evaluation's, never trained on) puts the training paraphrases in the held-out templates;
+    ``more``: the training paraphrases include MORE_PHRASES."""
     if split == "templates":
-        return rng.choice(REQUEST["heldout"]).format(p=rng.choice(phrases(tool, "train")))
-    return rng.choice(REQUEST[split]).format(p=rng.choice(phrases(tool, split)))
+        return rng.choice(REQUEST["heldout"]).format(p=rng.choice(phrases(tool, "train", more)))
+    return rng.choice(REQUEST[split]).format(p=rng.choice(phrases(tool, split, more)))
 
 
 def call_text(tool: Tool, args: dict, rng: random.Random) -> str:

@@ -36,6 +36,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--init", default=None, help="start from these weights (model file or run folder)")
     p.add_argument("--match-weight", type=float, default=None,
                    help="weight of the match loss (an update's key onto the old value's; default 0: off)")
+    p.add_argument("--tools-share", type=float, default=None,
+                   help="share of conversations about tools (default 0.15, what the default model trained on)")
+    p.add_argument("--more-phrases", action="store_true",
+                   help="tool requests also use the curriculum's blind-written wordings (tool_phrases.json)")
     p.add_argument("--json", action="store_true", help="print the run summary as one JSON object")
     return p
 
@@ -53,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
                            batch_size=args.batch_size, seq_len=args.seq_len, lr=args.lr,
                            time_budget=args.time_budget, workers=args.workers, eval_every=args.eval_every,
                            amp=False if args.no_amp else None, from_session=args.from_session,
-                           init_from=args.init, w_match=args.match_weight,
+                           init_from=args.init, w_match=args.match_weight, tools_share=args.tools_share,
+                           more_phrases=True if args.more_phrases else None,
                            cuda_graph=True if args.cuda_graph else None)
     except TrainConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)

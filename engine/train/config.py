@@ -63,6 +63,11 @@ class TrainConfig:
     init_from: str | None = None     # start from these weights (model file or run folder; fresh
                                      # optimizer and schedule): a second stage with another --seed
     session_share: float = 0.25      # share of each batch taken from it
+    # the curriculum's mix (engine.curriculum.episodes.Mix): the share of conversations about
+    # tools, and whether tool requests also use the blind-written wordings of tool_phrases.json
+    # (the defaults are what the default model trained on; held-out checks keep them)
+    tools_share: float = 0.15
+    more_phrases: bool = False
 
     def __post_init__(self) -> None:
         if self.arch not in ARCHS:
@@ -81,6 +86,8 @@ class TrainConfig:
             raise TrainConfigError(f"session_share: must be in (0, 1], got {self.session_share}")
         if self.workers is not None and self.workers < 0:
             raise TrainConfigError(f"workers: must be >= 0, got {self.workers}")
+        if not 0 <= self.tools_share < 1:
+            raise TrainConfigError(f"tools_share: must be in [0, 1), got {self.tools_share}")
         if not self.w_match >= 0:
             raise TrainConfigError(f"w_match: must be >= 0, got {self.w_match}")
 

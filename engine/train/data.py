@@ -7,6 +7,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from engine.curriculum.batches import collate, training_batch, training_examples
+from engine.curriculum.episodes import Mix
 
 
 def teacher_draws(step: int, batch_size: int, seed: int, rank: int) -> np.ndarray:
@@ -15,20 +16,22 @@ def teacher_draws(step: int, batch_size: int, seed: int, rank: int) -> np.ndarra
 
 
 def make_batch(step: int, batch_size: int, seq_len: int, n_buckets: int, seed: int, rank: int,
-               split: str = "train", extra: list | None = None, extra_share: float = 0.25
-               ) -> dict[str, torch.Tensor]:
-    """The tensors of training step ``step`` (CPU): curriculum arrays plus ``teacher_u`` [B].
+               split: str = "train", extra: list | None = None, extra_share: float = 0.25,
+               mix: Mix = Mix()) -> dict[str, torch.Tensor]:
+    """The tensors of training step ``step`` (CPU): curriculum arrays (conversations in the
+    proportions of ``mix``) plus ``teacher_u`` [B].
 
     ``extra`` (examples of length ``seq_len``, e.g. a session's replay log) take the place of
     ``extra_share`` of the rows, drawn by step so the run stays deterministic and resumable.
     """
     if extra:
         k = min(batch_size, max(1, round(batch_size * extra_share)))
-        rows = training_examples(step, batch_size, seq_len, n_buckets, seed, rank, split)[:batch_size - k]
+        rows = training_examples(step, batch_size, seq_len, n_buckets, seed, rank, split, mix)[:batch_size - k]
         pick = np.random.default_rng([seed, rank, step, 13]).integers(0, len(extra), k)
         arrays = collate(rows + [extra[int(j)] for j in pick])
     else:
-        arrays = training_batch(step, batch_size, seq_len, n_buckets, seed=seed, rank=rank, split=split)
+        arrays = training_batch(step, batch_size, seq_len, n_buckets, seed=seed, rank=rank, split=split,
+                                mix=mix)
     out = {k: torch.from_numpy(v) for k, v in arrays.items()}
     out["teacher_u"] = torch.from_numpy(teacher_draws(step, batch_size, seed, rank))
     return out
@@ -39,10 +42,10 @@ class StepBatches(IterableDataset):
     and the loader interleaves workers in order, so the sequence is the same for any n."""
 
     def __init__(self, start: int, batch_size: int, seq_len: int, n_buckets: int, seed: int, rank: int,
-                 extra: list | None = None, extra_share: float = 0.25):
+                 extra: list | None = None, extra_share: float = 0.25, mix: Mix = Mix()):
         self.start, self.batch_size, self.seq_len = start, batch_size, seq_len
         self.n_buckets, self.seed, self.rank = n_buckets, seed, rank
-        self.extra, self.extra_share = extra, extra_share
+        self.extra, self.extra_share, self.mix = extra, extra_share, mix
 
     def __iter__(self):
         info = get_worker_info()
@@ -50,14 +53,15 @@ class StepBatches(IterableDataset):
         step = self.start + wid
         while True:
             yield make_batch(step, self.batch_size, self.seq_len, self.n_buckets, self.seed, self.rank,
-                             extra=self.extra, extra_share=self.extra_share)
+                             extra=self.extra, extra_share=self.extra_share, mix=self.mix)
             step += n
 
 
 def batch_stream(start: int, batch_size: int, seq_len: int, n_buckets: int, seed: int, rank: int,
-                 workers: int, pin: bool, extra: list | None = None, extra_share: float = 0.25):
+                 workers: int, pin: bool, extra: list | None = None, extra_share: float = 0.25,
+                 mix: Mix = Mix()):
     """An iterator over the batches of steps ``start, start+1, ...``."""
-    ds = StepBatches(start, batch_size, seq_len, n_buckets, seed, rank, extra, extra_share)
+    ds = StepBatches(start, batch_size, seq_len, n_buckets, seed, rank, extra, extra_share, mix)
     if workers <= 0:
         return iter(ds)
     return iter(DataLoader(ds, batch_size=None, num_workers=workers, pin_memory=pin,

@@ -26,6 +26,12 @@ def _table(rows: list[dict], cols: list[str]) -> str:
     return "\n".join(out)
 
 
+def _mix(train_config: dict) -> str:
+    share, more = train_config.get("tools_share", 0.15), train_config.get("more_phrases", False)
+    return (f" {share:.0%} of the conversations are about tools"
+            + (", whose requests also use the blind-written wordings of tool_phrases.json." if more else "."))
+
+
 def render_card(info: dict, evals: dict | None = None) -> str:
     """The card's Markdown. ``info``: the run summary the trainer keeps (command, arch, preset,
     params, steps, tokens, wall_s, hardware, train config, model config, held-out history);
@@ -37,7 +43,7 @@ def render_card(info: dict, evals: dict | None = None) -> str:
              f"- **data**: the synthetic curriculum of `engine.curriculum` (seed {info.get('seed')}): facts told, "
              "asked, updated and forgotten among distractor talk; tool requests and calls; impulses; "
              "commitments; cue-free replay. Training split only; evaluation uses the held-out key "
-             "vocabulary and templates.",
+             "vocabulary and templates." + _mix(info.get("train_config") or {}),
              f"- **sequence length**: {info.get('seq_len')} bytes, batch {info.get('batch_size')} per process",
              f"- **steps**: {info.get('steps_done')} of {info.get('steps')} planned"
              + (f" (stopped by the {info.get('time_budget')} s time budget)" if info.get("stopped_by_time") else ""),

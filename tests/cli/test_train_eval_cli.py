@@ -24,7 +24,9 @@ def test_train_writes_model_checkpoint_and_card(trained):
     for name in ("model.safetensors", "checkpoint.pt", "MODEL.md", "metrics.json"):
         assert (out / name).exists()
     assert "mosaic train" in (out / "MODEL.md").read_text()
-    assert json.loads((out / "metrics.json").read_text())["train_config"]["w_match"] == 0.0  # off by default
+    cfg = json.loads((out / "metrics.json").read_text())["train_config"]
+    assert cfg["w_match"] == 0.0                                      # off by default
+    assert cfg["tools_share"] == 0.15 and cfg["more_phrases"] is False  # stage 9's mix by default
 
 
 def test_train_match_weight_reaches_the_config(tmp_path):
@@ -34,6 +36,18 @@ def test_train_match_weight_reaches_the_config(tmp_path):
     assert res.exit_code == 0, res.output
     assert json.loads((out / "metrics.json").read_text())["train_config"]["w_match"] == 0.3
     res = runner.invoke(app, ["train", "--preset", "tiny", "--out", str(tmp_path / "x"), "--match-weight", "-1"])
+    assert res.exit_code == 2 and not (tmp_path / "x").exists()
+
+
+def test_train_mix_reaches_the_config_the_card_and_the_data(tmp_path):
+    out = tmp_path / "run"
+    res = runner.invoke(app, ["train", "--preset", "tiny", "--steps", "2", "--device", "cpu", "--out", str(out),
+                              "--tools-share", "0.3", "--more-phrases", "--json"])
+    assert res.exit_code == 0, res.output
+    cfg = json.loads((out / "metrics.json").read_text())["train_config"]
+    assert cfg["tools_share"] == 0.3 and cfg["more_phrases"] is True
+    assert "30% of the conversations are about tools, whose requests also use" in (out / "MODEL.md").read_text()
+    res = runner.invoke(app, ["train", "--preset", "tiny", "--out", str(tmp_path / "x"), "--tools-share", "1.5"])
     assert res.exit_code == 2 and not (tmp_path / "x").exists()
 
 

@@ -281,6 +281,49 @@ def test_the_templates_split_frames_training_paraphrases_in_held_out_templates()
         assert text[len(frame.split("{p}")[0]):].rstrip("?") in toolset.phrases(tool, "train")
 
 
+def test_more_phrases_widen_only_the_training_requests_and_never_hold_the_held_out_one():
+    import random
+    assert set(toolset.MORE_PHRASES) == set(toolset.BY_NAME)
+    for t in toolset.TOOLS:
+        base, more = toolset.phrases(t, "train"), toolset.phrases(t, "train", more=True)
+        assert base == t.phrases[:-1] and more[:len(base)] == base          # stage 9's unchanged
+        assert toolset.phrases(t, "heldout", more=True) == t.phrases[-1:]
+        assert t.phrases[-1] not in more and len(set(more)) == len(more)
+        assert set(more[len(base):]) == set(toolset.MORE_PHRASES[t.name]) - {t.phrases[-1]}
+    # a blind-written wording that is word for word a held-out one stays out of training
+    dropped = [t.name for t in toolset.TOOLS if t.phrases[-1] in toolset.MORE_PHRASES[t.name]]
+    assert dropped and all(len(toolset.phrases(toolset.BY_NAME[n], "train", True))
+                           < len(toolset.BY_NAME[n].phrases) - 1 + len(toolset.MORE_PHRASES[n]) for n in dropped)
+    tool = toolset.BY_NAME["to_upper"]
+    added = set(toolset.MORE_PHRASES["to_upper"])
+    said = {toolset.request_text(tool, random.Random(i), "train", more=True) for i in range(300)}
+    assert any(p in r for r in said for p in added)
+    assert not any(p in toolset.request_text(tool, random.Random(i), "train") for i in range(300) for p in added)
+
+
+def test_a_mix_sets_the_share_of_conversations_about_tools_and_their_wordings():
+    from collections import Counter
+
+    from engine.curriculum.episodes import STYLES, Mix
+    assert Mix().styles() is STYLES                        # the default draws as before
+    for share in (0.0, 0.3, 0.6):
+        weights = dict(Mix(share).styles())
+        assert weights["tools"] == share and sum(weights.values()) == pytest.approx(1.0)
+        assert weights["facts"] / weights["burst"] == pytest.approx(dict(STYLES)["facts"] / dict(STYLES)["burst"])
+    with pytest.raises(ValueError, match="tools share"):
+        Mix(1.0)
+    styles = lambda mix: Counter(training_example(i, 256, NB, mix=mix).meta["style"] for i in range(300))
+    assert styles(Mix(0.0))["tools"] == 0 and styles(Mix(0.6))["tools"] > 2 * styles(Mix())["tools"]
+    # the default mix is the curriculum stage 9 trained on, byte for byte
+    np.testing.assert_array_equal(training_batch(3, 4, 512, NB, seed=1)["ids"],
+                                  training_batch(3, 4, 512, NB, seed=1, mix=Mix())["ids"])
+    added = [p for ps in toolset.MORE_PHRASES.values() for p in ps]
+    def wordings(mix):
+        return sum(any(p in training_example(i, 1536, NB, style="tools", mix=mix).text() for p in added)
+                   for i in range(12))
+    assert wordings(Mix(more_phrases=True)) > 0 and wordings(Mix()) == 0
+
+
 def test_every_tool_validates_with_toolsmith_and_passes_its_tests_in_the_sandbox():
     from toolsmith.definition import ToolDefinition
     from toolsmith.sandbox import run_source

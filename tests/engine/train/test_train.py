@@ -140,6 +140,8 @@ def test_bad_settings_are_refused_with_the_field_named():
         train_preset("tiny", seq_len=4)
     with pytest.raises(TrainConfigError, match="w_match"):
         train_preset("tiny", w_match=-0.5)
+    with pytest.raises(TrainConfigError, match="tools_share"):
+        train_preset("tiny", tools_share=1.0)
 
 
 def test_ddp_on_two_gloo_cpu_processes(tmp_path):
@@ -187,6 +189,22 @@ def test_train_from_session_mixes_its_replay_log_into_each_batch(tmp_path):
     assert info["steps_done"] == 2
     with pytest.raises(ValueError, match="no replay log"):
         train(cfg.replace(from_session="empty"), tmp_path / "run2", device="cpu", progress_bar=False)
+
+
+def test_the_mix_of_the_config_shapes_the_training_batches(tmp_path, monkeypatch):
+    from engine.curriculum.episodes import Mix
+    from engine.train import loop
+    from engine.train.data import make_batch
+    # a run trains on the batches of its config's mix: another mix, other bytes
+    default, tools = make_batch(2, 4, 256, 8, seed=0, rank=0), make_batch(2, 4, 256, 8, 0, 0, mix=Mix(0.9))
+    assert torch.equal(default["ids"], make_batch(2, 4, 256, 8, seed=0, rank=0, mix=Mix())["ids"])
+    assert not torch.equal(default["ids"], tools["ids"])
+    seen = []
+    real = loop.batch_stream
+    monkeypatch.setattr(loop, "batch_stream", lambda *a, **k: seen.append(k["mix"]) or real(*a, **k))
+    cfg = train_preset("tiny", steps=1, seq_len=64, eval_every=0, tools_share=0.4, more_phrases=True)
+    train(cfg, tmp_path / "run", device="cpu", log=_quiet, progress_bar=False)
+    assert seen == [Mix(tools=0.4, more_phrases=True)]
 
 
 @pytest.mark.parametrize("arch", ["mosaic", "window"])
