@@ -656,10 +656,10 @@ def _more_phrases() -> dict[str, tuple[str, ...]]:
     return {name: tuple(ps) for name, ps in json.loads(path.read_text()).items()}
 
 
-# More training wordings per tool (tool_phrases.json), written by people who saw the training
-# paraphrases and not the held-out ones: everyday words a request may use. A mix with
-# ``more_phrases`` trains on them too (stage 9 did not); any that is word for word a held-out
-# wording stays out (phrases()).
+# More training wordings per tool (tool_phrases.json: 40 per tool), written by helper sessions
+# (language models) that were shown each tool's training paraphrases and never its held-out one:
+# everyday words a request may use. A mix with ``more_phrases`` trains on them too (stage 9 did
+# not); any that is word for word a held-out wording stays out (phrases()).
 MORE_PHRASES: dict[str, tuple[str, ...]] = _more_phrases()
 
 

@@ -205,6 +205,8 @@ def test_the_mix_of_the_config_shapes_the_training_batches(tmp_path, monkeypatch
     cfg = train_preset("tiny", steps=1, seq_len=64, eval_every=0, tools_share=0.4, more_phrases=True)
     train(cfg, tmp_path / "run", device="cpu", log=_quiet, progress_bar=False)
     assert seen == [Mix(tools=0.4, more_phrases=True)]
+    defaults = train_preset("default")                  # the config's defaults are the curriculum's
+    assert Mix(defaults.tools_share, defaults.more_phrases) == Mix()
 
 
 @pytest.mark.parametrize("arch", ["mosaic", "window"])
