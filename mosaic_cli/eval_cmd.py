@@ -180,7 +180,9 @@ def tools(
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N tools."),
     max_new: int = typer.Option(1600, "--max-bytes", min=16, help="Longest definition generated."),
     split: str = split_option("paraphrases and templates", "; or templates: the held-out templates around "
-                              "the training paraphrases (the wording's frame alone unseen)"),
+                              "the training paraphrases (the wording's frame alone unseen); or more: the "
+                              "curriculum's blind-written wordings (tool_phrases.json) in the training "
+                              "templates, unseen unless the model trained with --more-phrases"),
     retries: Optional[int] = typer.Option(
         None, "--retries", min=0, help="Rewrites of a definition that does not validate, sampled, as chat "
         "makes them (default: chat's tool_def_retries); 0 measures the first definition only."),
@@ -196,7 +198,7 @@ def tools(
     gives them after chat's retries of definitions that do not validate."""
     from engine.eval import run
     from engine.runtime.engine import EngineConfig
-    check_split(split, ("heldout", "train", "templates"))
+    check_split(split, ("heldout", "train", "templates", "more"))
     cfg = EngineConfig()
     n_retries = cfg.tool_def_retries if retries is None else retries
     rep = _guard(lambda: run.tools(model, baseline, samples, max_new, device, limit, split,

@@ -692,10 +692,15 @@ def cue_words(tool: Tool, tools: list[Tool] | None = None) -> frozenset[str]:
 
 def request_text(tool: Tool, rng: random.Random, split: str, more: bool = False) -> str:
     """A user's request for ``tool`` in the split's templates and paraphrases; split "templates"
-    (an evaluation's, never trained on) puts the training paraphrases in the held-out templates;
-    ``more``: the training paraphrases include MORE_PHRASES."""
+    (an evaluation's, never trained on) puts the training paraphrases in the held-out templates,
+    split "more" (an evaluation's) MORE_PHRASES alone in the training templates (unseen wordings
+    for a model trained without them, training ones for a model trained with them); ``more``: the
+    training paraphrases include MORE_PHRASES."""
     if split == "templates":
         return rng.choice(REQUEST["heldout"]).format(p=rng.choice(phrases(tool, "train", more)))
+    if split == "more":
+        added = phrases(tool, "train", more=True)[len(tool.phrases) - 1:]
+        return rng.choice(REQUEST["train"]).format(p=rng.choice(added))
     return rng.choice(REQUEST[split]).format(p=rng.choice(phrases(tool, split, more)))
 
 

@@ -301,6 +301,16 @@ def test_more_phrases_widen_only_the_training_requests_and_never_hold_the_held_o
     assert not any(p in toolset.request_text(tool, random.Random(i), "train") for i in range(300) for p in added)
 
 
+def test_the_more_split_asks_in_the_blind_written_wordings_alone():
+    import random
+    for tool in toolset.TOOLS:
+        added = set(toolset.phrases(tool, "train", more=True)[len(tool.phrases) - 1:])
+        for seed in range(5):
+            text = toolset.request_text(tool, random.Random(seed), "more")
+            frame = next(f for f in toolset.REQUEST["train"] if text.startswith(f.split("{p}")[0]))
+            assert text[len(frame.split("{p}")[0]):].rstrip("?") in added
+
+
 def test_a_mix_sets_the_share_of_conversations_about_tools_and_their_wordings():
     from collections import Counter
 
