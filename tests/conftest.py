@@ -1,5 +1,8 @@
-"""Shared test set-up: an isolated MOSAIC_HOME, Triton's CPU interpreter, one torch thread."""
+"""Shared test set-up: an isolated MOSAIC_HOME, Triton's CPU interpreter, one torch thread;
+``load_script`` for the scripts/ folder's modules."""
+import importlib.util
 import os
+from pathlib import Path
 
 # Must be set before any @triton.jit decorates a kernel.
 os.environ.setdefault("TRITON_INTERPRET", "1")
@@ -20,3 +23,15 @@ def pytest_configure(config):
         torch.set_num_threads(1)
     except ImportError:
         pass
+
+
+@pytest.fixture
+def load_script():
+    """``load_script("name")``: the module scripts/name.py (scripts are not a package)."""
+    def load(name: str):
+        path = Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py"
+        spec = importlib.util.spec_from_file_location(name, path)
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        return mod
+    return load

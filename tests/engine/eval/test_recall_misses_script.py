@@ -1,23 +1,11 @@
 """scripts/recall_misses.py: every missed answer is sorted into exactly one category per memory layer."""
-import importlib.util
-from pathlib import Path
-
 import torch
 
 from engine.vm import ModelConfig, MosaicLM
 
-SCRIPT = Path(__file__).resolve().parents[3] / "scripts" / "recall_misses.py"
 
-
-def _script():
-    spec = importlib.util.spec_from_file_location("recall_misses", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def test_each_miss_falls_in_one_category_per_memory_layer_and_the_planner_is_restored():
-    mod = _script()
+def test_each_miss_falls_in_one_category_per_memory_layer_and_the_planner_is_restored(load_script):
+    mod = load_script("recall_misses")
     torch.manual_seed(0)
     model = MosaicLM(ModelConfig.preset("tiny").replace(memory_layers=(1,))).eval()
     with torch.no_grad():  # spread the heads so the untrained model reads and writes
@@ -37,11 +25,11 @@ def test_each_miss_falls_in_one_category_per_memory_layer_and_the_planner_is_res
     assert sum(v["asked"] - v["right"] for v in by.values()) == upd["updated_misses"]
 
 
-def test_a_lost_slot_is_told_apart_by_who_took_it():
+def test_a_lost_slot_is_told_apart_by_who_took_it(load_script):
     from types import SimpleNamespace
 
     import numpy as np
-    mod = _script()
+    mod = load_script("recall_misses")
     mem = SimpleNamespace(NB=2, W=2, P=1, dk=4, threshold=0.9)
     NBW, T = 4, 6
     e1, e2 = torch.eye(4)[0], torch.eye(4)[1]
@@ -68,10 +56,8 @@ def test_a_lost_slot_is_told_apart_by_who_took_it():
     assert classify(e2, events=(NBW + 0, -1)) == "read_major"   # alone in the read: all the weight
 
 
-def test_key_similarity_reports_every_memory_layer():
-    spec = importlib.util.spec_from_file_location("key_similarity", SCRIPT.with_name("key_similarity.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+def test_key_similarity_reports_every_memory_layer(load_script):
+    mod = load_script("key_similarity")
     torch.manual_seed(0)
     model = MosaicLM(ModelConfig.preset("tiny").replace(memory_layers=(1,), clear_confidence=0.99)).eval()
     with torch.no_grad():  # spread the opcode head so that its argmax picks CLEAR now and then
@@ -99,8 +85,8 @@ def test_key_similarity_reports_every_memory_layer():
     assert mod.summary([0.5, 0.95, 0.99], 0.9)["at_threshold"] == round(2 / 3, 4)
 
 
-def test_a_missing_model_is_one_line_on_stderr(capsys, tmp_path):
-    mod = _script()
+def test_a_missing_model_is_one_line_on_stderr(capsys, tmp_path, load_script):
+    mod = load_script("recall_misses")
     assert mod.load_mosaic(tmp_path / "missing.safetensors") is None
     err = capsys.readouterr().err
     assert err.startswith("error: ") and len(err.strip().splitlines()) == 1
