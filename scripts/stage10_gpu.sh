@@ -63,6 +63,7 @@ case "$PHASE" in
   stage)
     BUDGET=${3:-110}
     [ -f "$RUNS"/window9/model.pt ] || { echo "no $RUNS/window9: run the baseline phase first"; exit 1; }
+    rm -rf "$RUNS"/stage10    # a second try starts the pair afresh (the trainer refuses a used folder)
     mkdir -p "$RUNS"/init/default
     cp "$REPO/engine/assets/default.safetensors" "$RUNS"/init/default/model.safetensors
     rm -rf "$RUNS"/init/window && cp -r "$RUNS"/window9 "$RUNS"/init/window

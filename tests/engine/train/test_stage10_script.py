@@ -31,7 +31,10 @@ def test_the_baseline_resumes_after_its_budget_and_the_stage_trains_the_pair_on_
     assert done > 0
     assert f"steps done: {done + 2} of {done + 2}" in _run("baseline", out, runs, 120, steps=done + 2)
     assert (out / "window9" / "model.pt").exists()
-    _run("stage", out, runs, 4)             # MOSAIC trains for the budget, the baseline as many steps
+    _run("stage", out, runs, 2)
+    _run("stage", out, runs, 4)             # again, afresh: MOSAIC for the budget, the baseline as many steps
+    for log in ("train_default.log", "train_window.log"):
+        assert "saved" in (out / "stage10" / log).read_text()            # not refused as a used folder
     mosaic = json.loads((out / "stage10" / "default" / "metrics.json").read_text())
     window = json.loads((out / "stage10" / "window" / "metrics.json").read_text())
     assert mosaic["train_config"]["tools_share"] == 0.3 and mosaic["train_config"]["more_phrases"]
