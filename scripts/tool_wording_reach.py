@@ -37,6 +37,10 @@ def _stem(word: str) -> str:
     return word
 
 
+def _words(phrase: str) -> set[str]:
+    return set(re.findall(r"[a-z0-9]+", phrase.lower()))
+
+
 def stems(phrase: str) -> list[str]:
     """The content words of ``phrase``, crudely stemmed."""
     return [_stem(w) for w in re.findall(r"[a-z0-9]+", phrase.lower()) if w not in _STOP]
@@ -61,10 +65,8 @@ def reach(more: bool) -> dict:
         unseen += sum(1 for s in q if s not in df)
         vq = vector(q)
         best = max(tools, key=lambda name: sum(vq.get(s, 0.0) * x for s, x in tools[name].items()))
-        words = set(re.findall(r"[a-z0-9]+", wording.lower()))
-        near += any(len(words & set(re.findall(r"[a-z0-9]+", p.lower())))
-                    / len(words | set(re.findall(r"[a-z0-9]+", p.lower()))) >= 0.5
-                    for p in phrases(t, "train", more))
+        words = _words(wording)
+        near += any(len(words & _words(p)) / len(words | _words(p)) >= 0.5 for p in phrases(t, "train", more))
         rows.append({"tool": t.name, "wording": wording, "nearest": best})
     right = sum(r["tool"] == r["nearest"] for r in rows)
     return {"more_phrases": more, "tools": len(rows), "nearest_right": right / len(rows),
@@ -82,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(r if args.misses else {k: v for k, v in r.items() if k != "rows"}))
         return 0
-    print(f"{r['training_wordings']} training wordings{' (with tool_phrases.json)' if args.more_phrases else ''}: "
+    which = " (with tool_phrases.json)" if args.more_phrases else ""
+    print(f"{r['training_wordings']} training wordings{which}: "
           f"the nearest tool by words is the held-out wording's own for {r['nearest_right']:.1%} of "
           f"{r['tools']}; {r['unseen_stems']} of {r['held_out_stems']} held-out stems in no training "
           f"wording; {r['near_wordings']} held-out wordings with a training wording at word-Jaccard >= 0.5")

@@ -20,6 +20,7 @@ from engine.curriculum.example import Example
 STYLES = (("facts", 0.25), ("burst", 0.3), ("mixed", 0.2), ("tools", 0.15), ("agent", 0.1))
 
 P_GREETING = 0.3  # share of conversations that open with a greeting
+_TOOLS_SHARE = dict(STYLES)["tools"]
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,7 @@ class Mix:
     other styles keep their proportions to one another), ``more_phrases`` whether tool requests
     also use the blind-written wordings of ``tools.MORE_PHRASES``. ``Mix()`` is the curriculum
     stages 5 to 9 of the default model trained on."""
-    tools: float = dict(STYLES)["tools"]
+    tools: float = _TOOLS_SHARE
     more_phrases: bool = False
 
     def __post_init__(self) -> None:
@@ -38,10 +39,9 @@ class Mix:
 
     def styles(self) -> tuple[tuple[str, float], ...]:
         """(style, weight) pairs; STYLES itself for the default share (the same draws)."""
-        base = dict(STYLES)["tools"]
-        if self.tools == base:
+        if self.tools == _TOOLS_SHARE:
             return STYLES
-        scale = (1 - self.tools) / (1 - base)
+        scale = (1 - self.tools) / (1 - _TOOLS_SHARE)
         return tuple((s, self.tools if s == "tools" else w * scale) for s, w in STYLES)
 
 

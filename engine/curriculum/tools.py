@@ -663,12 +663,16 @@ def _more_phrases() -> dict[str, tuple[str, ...]]:
 MORE_PHRASES: dict[str, tuple[str, ...]] = _more_phrases()
 
 
+def added_phrases(tool: Tool) -> tuple[str, ...]:
+    """The tool's MORE_PHRASES that may be trained on: all but one word for word its held-out one."""
+    return tuple(p for p in MORE_PHRASES.get(tool.name, ()) if p != tool.phrases[-1])
+
+
 def phrases(tool: Tool, split: str, more: bool = False) -> tuple[str, ...]:
-    """Training paraphrases are all but the last (and, with ``more``, the tool's MORE_PHRASES
-    other than its held-out one); the held-out split uses the last."""
+    """Training paraphrases are all but the last (and, with ``more``, :func:`added_phrases`);
+    the held-out split uses the last."""
     if split == "train":
-        extra = tuple(p for p in MORE_PHRASES.get(tool.name, ()) if p != tool.phrases[-1]) if more else ()
-        return tool.phrases[:-1] + extra
+        return tool.phrases[:-1] + (added_phrases(tool) if more else ())
     if split == "heldout":
         return tool.phrases[-1:]
     raise ValueError(f"unknown split {split!r}")
@@ -699,8 +703,7 @@ def request_text(tool: Tool, rng: random.Random, split: str, more: bool = False)
     if split == "templates":
         return rng.choice(REQUEST["heldout"]).format(p=rng.choice(phrases(tool, "train", more)))
     if split == "more":
-        added = phrases(tool, "train", more=True)[len(tool.phrases) - 1:]
-        return rng.choice(REQUEST["train"]).format(p=rng.choice(added))
+        return rng.choice(REQUEST["train"]).format(p=rng.choice(added_phrases(tool)))
     return rng.choice(REQUEST[split]).format(p=rng.choice(phrases(tool, split, more)))
 
 
