@@ -194,7 +194,8 @@ def tools(
     share of requests to use a tool (fresh arguments) whose generated call names it and carries
     exactly those arguments, by the model alone and with string and number arguments copied from
     the request as chat writes them; and share of replies after the right call and its result that
-    show the result, both ways. The shares are of the first (greedy) definition; "retried"
+    show the result, both ways; and share of replies after a failed result (no such tool, or it
+    raised) that say so. The shares are of the first (greedy) definition; "retried"
     gives them after chat's retries of definitions that do not validate."""
     from engine.eval import run
     from engine.runtime.engine import EngineConfig
@@ -214,7 +215,8 @@ def tools(
                    f"right tool {100 * r['call_named']:.1f}%, exact arguments {100 * r['call_exact']:.1f}% "
                    f"({100 * r['call_copied_exact']:.1f}% copied from the request as chat writes them); "
                    f"{r['replies']} replies after a result show it {100 * r['result_shown']:.1f}% "
-                   f"({100 * r['result_shown_copied']:.1f}% as chat writes them)")
+                   f"({100 * r['result_shown_copied']:.1f}% as chat writes them); {r['failures']} replies "
+                   f"after a failed result say so {100 * r['failure_replied']:.1f}%")
         if r.get("retried"):
             a = r["retried"]
             typer.echo(f"{name}: after up to {a['retries']} retries as chat makes them ({a['rewritten']} "

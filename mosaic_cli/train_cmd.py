@@ -51,6 +51,10 @@ def train(
     more_phrases: bool = typer.Option(
         False, "--more-phrases",
         help="Tool requests also use the curriculum's blind-written wordings (tool_phrases.json)."),
+    tool_failures: Optional[float] = typer.Option(
+        None, "--tool-failures", min=0, max=1,
+        help="Share of tool calls whose result is a failure (no such tool, or it raised), answered by "
+             "a reply that says so (default 0: what the default model trained on)."),
     as_json: bool = typer.Option(False, "--json", help="Print the run summary as one JSON object."),
 ) -> None:
     """Train on the synthetic curriculum: progress with loss and tokens/s, held-out checks,
@@ -62,7 +66,7 @@ def train(
                            batch_size=batch_size, seq_len=seq_len, workers=workers, from_session=from_session,
                            lr=lr, init_from=str(init) if init else None, w_match=match_weight,
                            cuda_graph=True if cuda_graph else None, tools_share=tools_share,
-                           more_phrases=True if more_phrases else None)
+                           more_phrases=True if more_phrases else None, tool_failures=tool_failures)
     except TrainConfigError as exc:
         fail(str(exc))
     from engine.train.__main__ import default_out

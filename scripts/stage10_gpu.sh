@@ -15,8 +15,9 @@
 #   OUT/stage10/{default,window}. Evaluate afterwards on any machine:
 #   mosaic eval tools|updates|recall|impulses --model OUT/stage10/default/model.safetensors
 #   --baseline OUT/stage10/window/model.pt (the commands of MODEL.md).
-# Knobs (environment): MIX (default "--tools-share 0.3 --more-phrases"), SEED (18), LR (3e-4),
-# DEVICE (cuda), PRESET (default), STEPS (34451), WORKERS (6), GRAPH (--cuda-graph; empty on a CPU),
+# Knobs (environment): MIX (default "--tools-share 0.3 --more-phrases --tool-failures 0.1"), SEED
+# (18), LR (3e-4), DEVICE (cuda), PRESET (default), STEPS (34451), WORKERS (6), GRAPH (--cuda-graph;
+# empty on a CPU),
 # RUNS (runs: the working folder, git-ignored, kept between calls on a warm machine), EXTRA (more
 # options for every run, e.g. "--seq-len 64 --batch-size 2 --steps 3" for a dry run on a CPU).
 set -uo pipefail
@@ -28,7 +29,7 @@ PRESET=${PRESET:-default}
 STEPS=${STEPS:-34451}
 WORKERS=${WORKERS:-6}
 GRAPH=${GRAPH---cuda-graph}
-MIX=${MIX:---tools-share 0.3 --more-phrases}
+MIX=${MIX:---tools-share 0.3 --more-phrases --tool-failures 0.1}
 SEED=${SEED:-18}
 LR=${LR:-3e-4}
 EXTRA=${EXTRA:-}

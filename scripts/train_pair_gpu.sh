@@ -34,12 +34,17 @@ echo "== mosaic: $PRESET for $BUDGET s on $DEVICE"
 # run (with CUDA graphs the preset's 3,000 steps take about 40 s on an H100); EXTRA may override it
 $PY -m engine.train --preset "$PRESET" --device "$DEVICE" --time-budget "$BUDGET" --workers "$WORKERS" \
     --steps 10000000 --out "$WORK/default" $(init default) $GRAPH $EXTRA > "$OUT/train_default.log" 2>&1
-echo "rc $?"; tail -c 1500 "$OUT/train_default.log"
+RC=$?
+echo "rc $RC"; tail -c 1500 "$OUT/train_default.log"
+# a failed run may have left an older model in WORK: never copy that out as this run's
+[ "$RC" -eq 0 ] || { echo "the mosaic run failed (rc $RC): nothing copied"; exit 1; }
 cp "$WORK/default/model.safetensors" "$WORK/default/metrics.json" "$WORK/default/MODEL.md" "$OUT/default/" \
     || { echo "no trained mosaic model"; exit 1; }
 STEPS=$($PY -c "import json,sys;print(json.load(open(sys.argv[1]))['steps_done'])" "$WORK/default/metrics.json")
 echo "== window baseline: $PRESET --arch window for the same $STEPS steps"
 $PY -m engine.train --preset "$PRESET" --arch window --device "$DEVICE" --steps "$STEPS" --workers "$WORKERS" \
     --out "$WORK/window" $(init window) $GRAPH $EXTRA > "$OUT/train_window.log" 2>&1
-echo "rc $?"; tail -c 800 "$OUT/train_window.log"
-cp "$WORK/window/model.pt" "$WORK/window/metrics.json" "$OUT/window/" || echo "no window model"
+RC=$?
+echo "rc $RC"; tail -c 800 "$OUT/train_window.log"
+[ "$RC" -eq 0 ] || { echo "the window run failed (rc $RC): nothing copied"; exit 1; }
+cp "$WORK/window/model.pt" "$WORK/window/metrics.json" "$OUT/window/" || { echo "no window model"; exit 1; }

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.curriculum.episodes import Mix, training_example
+from engine.curriculum.episodes import training_example
+from engine.curriculum.mix import Mix
 from engine.curriculum.example import LABEL_FIELDS, READ_MEM, WRITE_MEM, Example
 
 

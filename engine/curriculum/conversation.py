@@ -16,6 +16,7 @@ from prompts import stream
 
 from engine.curriculum import vocab
 from engine.curriculum.example import COMMIT_CLOSE, COMMIT_OPEN, Builder
+from engine.curriculum.mix import Mix
 
 _SLOT = re.compile(r"\{(k|v|old|t|n)\}")
 
@@ -63,11 +64,11 @@ class Conversation:
     """Writes exchanges into a :class:`Builder`, remembering which facts are live."""
 
     def __init__(self, rng: random.Random, split: str, n_buckets: int, answer_weight: float = 5.0,
-                 more_phrases: bool = False):
+                 mix: Mix = Mix()):
         vocab.nouns(split)  # validates the split
         self.rng = rng
         self.split = split
-        self.more_phrases = more_phrases  # tool requests also use tools.MORE_PHRASES
+        self.mix = mix  # the tool options: more wordings, failed calls
         self.b = Builder(n_buckets, answer_weight)
         self.live: dict[str, Fact] = {}
         self.forgotten: list[Fact] = []
@@ -278,7 +279,7 @@ class Conversation:
         is first chosen and READ where it is repeated, as a fact would be.
         """
         from engine.curriculum import tools as toolset
-        self._user(toolset.request_text(tool, self.rng, split or self.split, self.more_phrases))
+        self._user(toolset.request_text(tool, self.rng, split or self.split, self.mix.more_phrases))
         start = len(self.b)
         text = stream.clean(toolset.definition_json(tool))
         self.b.open_turn(stream.TOOL_DEF)
@@ -328,6 +329,9 @@ class Conversation:
                 self.b.plain(json.dumps(v))
         self.b.plain("}}")
         self.b.close_turn(model_turn=True)
+        if self.mix.failures and self.rng.random() < self.mix.failures:
+            self._failed_call(tool)
+            return
         shown = stream.shown_result(result)
         fact = Fact(f"r{len(self.b)}", "tool result", shown)
         remember = _rememberable(shown) and (not isinstance(result, str) or _json_inner(shown) == shown)
@@ -343,6 +347,15 @@ class Conversation:
         self.b.close_turn(model_turn=False)
         self._bot(self.rng.choice(("the result is {v}.", "done: {v}.", "here it is: {v}.")),
                   fact, "read" if remember else "plain")
+
+    def _failed_call(self, tool) -> None:
+        """The world's TOOL_RESULT of a failed call and the reply that says it gave no result."""
+        from engine.curriculum import tools as toolset
+        kind, error = toolset.failure(tool, self.rng)
+        self.b.open_turn(stream.TOOL_RESULT)
+        self.b.plain(json.dumps({"ok": False, "error": error}, ensure_ascii=False))
+        self.b.close_turn(model_turn=False)
+        self._bot(self.rng.choice(toolset.FAILURE_REPLIES[kind]))
 
     def _call_segments(self, template: str, args: dict, facts: dict[str, Fact]) -> None:
         """A call request's template with its ``{param}`` slots: labelled arguments written."""

@@ -6,43 +6,13 @@ same bytes and labels for the same arguments on every machine.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
 
 from prompts import stream
 
 from engine.curriculum import tools as toolset
 from engine.curriculum.conversation import Conversation
 from engine.curriculum.example import Example
-
-# (style, weight): most sequences are fact-heavy; the rest teach tools, impulses, commitments.
-# "burst" tells many facts back to back and then asks them all: the many-competing-facts case
-# that interleaved telling and asking rarely builds up.
-STYLES = (("facts", 0.25), ("burst", 0.3), ("mixed", 0.2), ("tools", 0.15), ("agent", 0.1))
-
-P_GREETING = 0.3  # share of conversations that open with a greeting
-_TOOLS_SHARE = dict(STYLES)["tools"]
-
-
-@dataclass(frozen=True)
-class Mix:
-    """What training conversations hold, beside their seed: ``tools`` is the share of them in
-    the "tools" style (requests for tools answered by definitions, calls and their results; the
-    other styles keep their proportions to one another), ``more_phrases`` whether tool requests
-    also use the blind-written wordings of ``tools.MORE_PHRASES``. ``Mix()`` is the curriculum
-    stages 5 to 9 of the default model trained on."""
-    tools: float = _TOOLS_SHARE
-    more_phrases: bool = False
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.tools < 1:
-            raise ValueError(f"tools share: must be in [0, 1), got {self.tools}")
-
-    def styles(self) -> tuple[tuple[str, float], ...]:
-        """(style, weight) pairs; STYLES itself for the default share (the same draws)."""
-        if self.tools == _TOOLS_SHARE:
-            return STYLES
-        scale = (1 - self.tools) / (1 - _TOOLS_SHARE)
-        return tuple((s, self.tools if s == "tools" else w * scale) for s, w in STYLES)
+from engine.curriculum.mix import P_GREETING, Mix
 
 
 def max_facts_for(length: int) -> int:
@@ -80,7 +50,7 @@ def training_example(seed: int, length: int, n_buckets: int, split: str = "train
     in the proportions of ``mix``.
     """
     rng = random.Random(f"mosaic-curriculum/{split}/{seed}")
-    conv = Conversation(rng, split, n_buckets, answer_weight, more_phrases=mix.more_phrases)
+    conv = Conversation(rng, split, n_buckets, answer_weight, mix=mix)
     styles = mix.styles()
     style = style or rng.choices([s for s, _ in styles], [w for _, w in styles])[0]
     n_facts = rng.randint(1, max_facts_for(length))

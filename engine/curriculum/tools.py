@@ -682,6 +682,9 @@ def _words(phrase: str) -> set[str]:
     return {w.strip("?,.'") for w in phrase.lower().split()}
 
 
+P_FIRST_PHRASES = 0.5  # with MORE_PHRASES, the share of training requests in the first paraphrases
+
+
 def cue_words(tool: Tool, tools: list[Tool] | None = None) -> frozenset[str]:
     """Words of ``tool``'s held-out paraphrase that its training paraphrases use and no other
     tool's training paraphrases do: the only lexical cue to the tool a model trained on this
@@ -699,11 +702,15 @@ def request_text(tool: Tool, rng: random.Random, split: str, more: bool = False)
     (an evaluation's, never trained on) puts the training paraphrases in the held-out templates,
     split "more" (an evaluation's) MORE_PHRASES alone in the training templates (unseen wordings
     for a model trained without them, training ones for a model trained with them); ``more``: the
-    training paraphrases include MORE_PHRASES."""
+    training paraphrases include MORE_PHRASES (drawn as often as the first ones together)."""
     if split == "templates":
         return rng.choice(REQUEST["heldout"]).format(p=rng.choice(phrases(tool, "train", more)))
     if split == "more":
         return rng.choice(REQUEST["train"]).format(p=rng.choice(added_phrases(tool)))
+    if more and split == "train":
+        # the first paraphrases keep half the draws: among 46 wordings they would get 15%
+        pool = tool.phrases[:-1] if rng.random() < P_FIRST_PHRASES else added_phrases(tool)
+        return rng.choice(REQUEST[split]).format(p=rng.choice(pool))
     return rng.choice(REQUEST[split]).format(p=rng.choice(phrases(tool, split, more)))
 
 
@@ -740,3 +747,33 @@ def results_match(got: Any, expected: Any) -> bool:
     if isinstance(expected, list) and isinstance(got, list):
         return len(got) == len(expected) and all(results_match(g, e) for g, e in zip(got, expected))
     return got == expected
+
+
+# A failed call's result, as the runtime would feed it back, and the reply to each kind: the
+# tool is not there (never approved, or deprecated), or it ran and failed. The replies name no
+# error: they tell the user the call did not give a result, which the error's text decides.
+FAILURE_REPLIES = {
+    "missing": ("I have no such tool yet. ask me to write one.",
+                "there is no tool like that yet; ask me to make one."),
+    "failed": ("sorry, the tool failed, so I have no result.",
+               "that did not work: the tool gave an error."),
+}
+_RAISED = (("ZeroDivisionError", "division by zero"), ("IndexError", "list index out of range"),
+           ("TypeError", "unsupported operand type(s) for +: 'int' and 'str'"),
+           ("ValueError", "invalid literal for int() with base 10: 'x'"),
+           ("KeyError", "'value'"), ("NameError", "name 'result' is not defined"),
+           ("AttributeError", "'list' object has no attribute 'lower'"))
+
+
+def failure(tool: Tool, rng: random.Random) -> tuple[str, str]:
+    """(kind, error text) of a failed call of ``tool``: the texts of ``engine.toolbridge`` and
+    ``toolsmith`` (registry errors, bad arguments, an exception with its line, the limits)."""
+    if rng.random() < 0.5:
+        return "missing", rng.choice((f"no tool named {tool.name!r}", f"no callable tool named {tool.name!r}",
+                                      f"{tool.name!r} is deprecated"))
+    param = rng.choice(list(tool.params) or ["x"])
+    exc, msg = rng.choice(_RAISED)
+    return "failed", rng.choice((f"{exc}: {msg} (line {rng.randint(2, 9)})",
+                                 f"bad arguments: args: {param!r} is a required property",
+                                 "timed out after 5 s (wall clock); the process group was killed",
+                                 "CPU time limit of 2 s exceeded"))

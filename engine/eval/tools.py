@@ -5,7 +5,8 @@ tool (its call template with fresh random arguments, some of their words made up
 generated TOOL_CALL turns that name the tool and that give exactly the requested arguments, written
 by the model alone and with the arguments copied from the request as chat writes them
 (``engine.call_copy``); and for the same requests with the right call and its result in the
-stream, the share of replies that show the result exactly, both ways."""
+stream, the share of replies that show the result exactly, both ways; and with a failed result
+instead (no such tool, or it raised), the share of replies that say so."""
 from __future__ import annotations
 
 import json
@@ -65,6 +66,16 @@ def reply_prompt(tool: toolset.Tool, seed: int) -> tuple[str, str]:
     return prompt, stream.shown_result(result)
 
 
+def failure_prompt(tool: toolset.Tool, seed: int) -> tuple[str, str]:
+    """:func:`call_prompt`'s request and the right call, then a failed result (the tool missing
+    or raising, as the runtime renders it) as a stream prefix ending in the BOT role byte, and
+    the failure's kind (a key of ``toolset.FAILURE_REPLIES``)."""
+    prompt, args, _ = call_prompt(tool, seed)
+    kind, error = toolset.failure(tool, random.Random(f"mosaic-failure/{seed}/{tool.name}"))
+    call = json.dumps({"name": tool.name, "args": args})
+    return prompt + call + stream.END + format_tool_result(False, error=error) + stream.BOT, kind
+
+
 def check_call(text: str, tool: toolset.Tool, args: dict) -> dict:
     """Whether a generated TOOL_CALL turn parses, names ``tool`` and carries exactly ``args``."""
     try:
@@ -109,6 +120,16 @@ def _replies(model, arch: str, tools: list[toolset.Tool], samples_per_tool: int)
     copied = generate(model, arch, prompts, max_new=200, allowed=recall)
     return [{"result": res, "reply": _decoded(g), "copied": _decoded(c)}
             for (_, res), g, c in zip(replies, free, copied)]
+
+
+def _failure_replies(model, arch: str, tools: list[toolset.Tool], samples_per_tool: int) -> list[dict]:
+    """The greedy reply to each :func:`failure_prompt`: ``fitting`` when it is one of the
+    curriculum's replies to that kind of failure, ``says_failed`` when it is one of any kind's."""
+    failed = [failure_prompt(t, seed) for t in tools for seed in range(samples_per_tool)]
+    gens = greedy_generate(model, arch, [p.encode("utf-8") for p, _ in failed], max_new=120)
+    every = {r for replies in toolset.FAILURE_REPLIES.values() for r in replies}
+    return [{"kind": kind, "reply": _decoded(g), "fitting": _decoded(g) in toolset.FAILURE_REPLIES[kind],
+             "says_failed": _decoded(g) in every} for (_, kind), g in zip(failed, gens)]
 
 
 def _shares(rows: list[dict]) -> dict:
@@ -167,6 +188,8 @@ def evaluate_tools(model, arch: str, samples_per_tool: int = 1, max_new: int = 1
     nc = max(len(call_rows), 1)
     reply_rows = _replies(model, arch, tools, samples_per_tool)
     nr = max(len(reply_rows), 1)
+    failure_rows = _failure_replies(model, arch, tools, samples_per_tool)
+    nf = max(len(failure_rows), 1)
     cued = [r for r in rows if r["cue_words"]]
     uncued = [r for r in rows if not r["cue_words"]]
     retried = None
@@ -190,5 +213,9 @@ def evaluate_tools(model, arch: str, samples_per_tool: int = 1, max_new: int = 1
             "replies": len(reply_rows),
             "result_shown": sum(r["result"] in r["reply"] for r in reply_rows) / nr,
             "result_shown_copied": sum(r["result"] in r["copied"] for r in reply_rows) / nr,
+            # the reply after the right call and a failed result (no such tool, or it raised):
+            # the curriculum's reply to that kind of failure (mosaic train --tool-failures)
+            "failures": len(failure_rows), "failure_replied": sum(r["fitting"] for r in failure_rows) / nf,
+            "failure_said": sum(r["says_failed"] for r in failure_rows) / nf,
             "retried": retried, "model": model_name, "arch": arch, "rows": rows, "call_rows": call_rows,
-            "reply_rows": reply_rows}
+            "reply_rows": reply_rows, "failure_rows": failure_rows}

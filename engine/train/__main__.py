@@ -40,6 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="share of conversations about tools (default 0.15, what the default model trained on)")
     p.add_argument("--more-phrases", action="store_true",
                    help="tool requests also use the curriculum's blind-written wordings (tool_phrases.json)")
+    p.add_argument("--tool-failures", type=float, default=None,
+                   help="share of tool calls whose result is a failure, answered by saying so (default 0)")
     p.add_argument("--json", action="store_true", help="print the run summary as one JSON object")
     return p
 
@@ -58,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
                            time_budget=args.time_budget, workers=args.workers, eval_every=args.eval_every,
                            amp=False if args.no_amp else None, from_session=args.from_session,
                            init_from=args.init, w_match=args.match_weight, tools_share=args.tools_share,
-                           more_phrases=True if args.more_phrases else None,
+                           more_phrases=True if args.more_phrases else None, tool_failures=args.tool_failures,
                            cuda_graph=True if args.cuda_graph else None)
     except TrainConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)

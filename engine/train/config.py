@@ -68,6 +68,7 @@ class TrainConfig:
     # (the defaults are what the default model trained on; held-out checks keep them)
     tools_share: float = 0.15
     more_phrases: bool = False
+    tool_failures: float = 0.0  # share of tool calls whose result is a failure
 
     def __post_init__(self) -> None:
         if self.arch not in ARCHS:
@@ -88,6 +89,8 @@ class TrainConfig:
             raise TrainConfigError(f"workers: must be >= 0, got {self.workers}")
         if not 0 <= self.tools_share < 1:
             raise TrainConfigError(f"tools_share: must be in [0, 1), got {self.tools_share}")
+        if not 0 <= self.tool_failures <= 1:
+            raise TrainConfigError(f"tool_failures: must be in [0, 1], got {self.tool_failures}")
         if not self.w_match >= 0:
             raise TrainConfigError(f"w_match: must be >= 0, got {self.w_match}")
 

@@ -7,7 +7,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from engine.curriculum.batches import collate, training_batch, training_examples
-from engine.curriculum.episodes import Mix
+from engine.curriculum.mix import Mix
 
 
 def teacher_draws(step: int, batch_size: int, seed: int, rank: int) -> np.ndarray:

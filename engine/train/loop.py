@@ -15,7 +15,7 @@ import torch
 
 from engine.train import checkpoint as ckpt
 from engine.train.config import TrainConfig
-from engine.curriculum.episodes import Mix
+from engine.curriculum.mix import Mix
 from engine.train.data import batch_stream, make_batch, to_device
 from engine.train.graph_step import GraphedTrainStep, set_lr
 from engine.train.losses import compute_losses
@@ -282,7 +282,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, device: str | None = None, resu
         say(f"mixing {len(extra)} windows of session {cfg.from_session!r} into {cfg.session_share:.0%} of each batch")
     stream = batch_stream(start, cfg.batch_size, cfg.seq_len, n_buckets, cfg.seed, rank, workers,
                           pin=dev.type == "cuda", extra=extra, extra_share=cfg.session_share,
-                          mix=Mix(tools=cfg.tools_share, more_phrases=cfg.more_phrases))
+                          mix=Mix(cfg.tools_share, cfg.more_phrases, cfg.tool_failures))
     bar = _Bar(cfg.steps, start, enabled=progress_bar and main)
     graphed = None
 

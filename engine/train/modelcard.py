@@ -28,8 +28,10 @@ def _table(rows: list[dict], cols: list[str]) -> str:
 
 def _mix(train_config: dict) -> str:
     share, more = train_config.get("tools_share", 0.15), train_config.get("more_phrases", False)
+    failures = train_config.get("tool_failures", 0.0)
     return (f" {share:.0%} of the conversations are about tools"
-            + (", whose requests also use the blind-written wordings of tool_phrases.json." if more else "."))
+            + (", whose requests also use the blind-written wordings of tool_phrases.json" if more else "")
+            + (f"; {failures:.0%} of tool calls fail and the reply says so." if failures else "."))
 
 
 def render_card(info: dict, evals: dict | None = None) -> str:

@@ -42,13 +42,16 @@ def test_train_match_weight_reaches_the_config(tmp_path):
 def test_train_mix_reaches_the_config_the_card_and_the_data(tmp_path):
     out = tmp_path / "run"
     res = runner.invoke(app, ["train", "--preset", "tiny", "--steps", "2", "--device", "cpu", "--out", str(out),
-                              "--tools-share", "0.3", "--more-phrases", "--json"])
+                              "--tools-share", "0.3", "--more-phrases", "--tool-failures", "0.2", "--json"])
     assert res.exit_code == 0, res.output
     cfg = json.loads((out / "metrics.json").read_text())["train_config"]
-    assert cfg["tools_share"] == 0.3 and cfg["more_phrases"] is True
-    assert "30% of the conversations are about tools, whose requests also use" in (out / "MODEL.md").read_text()
-    res = runner.invoke(app, ["train", "--preset", "tiny", "--out", str(tmp_path / "x"), "--tools-share", "1.5"])
-    assert res.exit_code == 2 and not (tmp_path / "x").exists()
+    assert cfg["tools_share"] == 0.3 and cfg["more_phrases"] is True and cfg["tool_failures"] == 0.2
+    card = (out / "MODEL.md").read_text()
+    assert "30% of the conversations are about tools, whose requests also use" in card
+    assert "20% of tool calls fail and the reply says so" in card
+    for bad in (["--tools-share", "1.5"], ["--tool-failures", "-0.1"]):
+        res = runner.invoke(app, ["train", "--preset", "tiny", "--out", str(tmp_path / "x"), *bad])
+        assert res.exit_code == 2 and not (tmp_path / "x").exists()
 
 
 def test_train_resume_continues_to_more_steps(trained, tmp_path):

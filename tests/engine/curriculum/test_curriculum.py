@@ -135,7 +135,9 @@ def test_forgotten_values_are_cleared_byte_by_byte():
 
 
 def test_turn_opcodes_follow_the_stream_conventions():
-    for ex in _examples():
+    from engine.curriculum.mix import Mix
+    failing = [training_example(s, 1024, NB, style="tools", mix=Mix(failures=0.5)) for s in range(4)]
+    for ex in _examples() + failing:
         ids = ex.ids
         for t in range(len(ex)):
             if ids[t] == ord(stream.BOT):
@@ -315,7 +317,7 @@ def test_the_more_split_asks_in_the_blind_written_wordings_alone():
 def test_a_mix_sets_the_share_of_conversations_about_tools_and_their_wordings():
     from collections import Counter
 
-    from engine.curriculum.episodes import STYLES, Mix
+    from engine.curriculum.mix import STYLES, Mix
     assert Mix().styles() is STYLES                        # the default draws as before
     for share in (0.0, 0.3, 0.6):
         weights = dict(Mix(share).styles())
@@ -375,6 +377,48 @@ def test_tool_calls_are_woven_into_replies():
                 defn = json.loads(text)
                 assert defn == toolset.BY_NAME[defn["name"]].definition()
     assert seen > 3
+
+
+def test_a_mix_with_failures_answers_a_failed_call_by_saying_it_gave_no_result():
+    from engine.curriculum.mix import Mix
+    from engine.toolbridge import format_tool_result
+    with pytest.raises(ValueError, match="tool failures"):
+        Mix(failures=1.5)
+    kinds = set()
+    for s in range(20):
+        ex = training_example(s, 2048, NB, style="tools", mix=Mix(failures=1.0))
+        turns = stream.split_turns(ex.text())
+        for i, (role, text) in enumerate(turns[:-2]):
+            if role != "tool_result":
+                continue
+            result = json.loads(text)
+            assert result["ok"] is False and turns[i - 1][0] == "tool_call"
+            # the world's bytes are the runtime's own rendering of that failure
+            assert stream.ROLE_BYTES[role] + text + stream.END == format_tool_result(False, error=result["error"])
+            missing = "no tool named" in result["error"] or "no callable" in result["error"] \
+                or "deprecated" in result["error"]
+            kind = "missing" if missing else "failed"
+            assert turns[i + 1][0] == "bot" and turns[i + 1][1] in toolset.FAILURE_REPLIES[kind]
+            kinds.add(kind)
+        # the failure is the world's: not predicted
+        world = np.isin(ex.ids[1:], [ord(stream.TOOL_RESULT)])
+        assert (ex.loss_weight[:-1][world] == 0).all()
+    assert kinds == {"missing", "failed"}
+    # without failures every call succeeds (test_tool_calls_are_woven_into_replies), and a share
+    # fails in between
+    def failed(mix):
+        return sum(text.startswith('{"ok": false') for s in range(20) for role, text
+                   in stream.split_turns(training_example(s, 2048, NB, style="tools", mix=mix).text())
+                   if role == "tool_result")
+    assert failed(Mix()) == 0 and 0 < failed(Mix(failures=0.3)) < failed(Mix(failures=1.0))
+
+
+def test_more_phrases_keep_half_the_requests_in_the_first_paraphrases():
+    import random
+    for tool in (toolset.BY_NAME["to_upper"], toolset.BY_NAME["factorial"]):
+        said = [toolset.request_text(tool, random.Random(i), "train", more=True) for i in range(600)]
+        first = sum(any(p in r for p in toolset.phrases(tool, "train")) for r in said)
+        assert 0.4 < first / len(said) < 0.6     # uniform over all the wordings would give ~15%
 
 
 def test_end_markers_stay_off_model_turn_ends_and_go_with_a_forgotten_value():

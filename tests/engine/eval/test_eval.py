@@ -194,6 +194,27 @@ def test_tool_eval_checks_that_a_reply_shows_the_result():
     assert res["reply_rows"][0]["reply"] == res["reply_rows"][0]["copied"] == f"done: {prompts[0][1][::-1]}."
 
 
+def test_tool_eval_checks_that_a_reply_to_a_failed_call_says_so():
+    from engine.eval.tools import evaluate_tools, failure_prompt
+    tools = [toolset.BY_NAME["to_upper"], toolset.BY_NAME["to_lower"], toolset.BY_NAME["factorial"]]
+    failed = [failure_prompt(t, 0) for t in tools]                  # the eval's seed with one sample
+    assert failure_prompt(tools[0], 0) == failed[0]                 # deterministic by seed
+    assert {kind for _, kind in failed} == {"missing", "failed"}
+    for (p, kind), t in zip(failed, tools):   # the request, the right call, its failed result, BOT
+        assert p.endswith(stream.END + stream.BOT) and f'"name": "{t.name}"' in p
+        assert stream.TOOL_RESULT + '{"ok": false, "error": "' in p and kind in toolset.FAILURE_REPLIES
+    right = [(p + toolset.FAILURE_REPLIES[kind][0] + "\n").encode() for p, kind in failed]
+    res = evaluate_tools(StreamOracle(right), "window", tools=tools, max_new=8)
+    assert res["failures"] == 3 and res["failure_replied"] == res["failure_said"] == 1.0
+    # the first answers with the other kind's reply, the second with a result it does not have
+    other = {"missing": "failed", "failed": "missing"}
+    wrong = [(failed[0][0] + toolset.FAILURE_REPLIES[other[failed[0][1]]][1] + "\n").encode(),
+             (failed[1][0] + "the result is 42.\n").encode(), right[2]]
+    res = evaluate_tools(StreamOracle(wrong), "window", tools=tools, max_new=8)
+    assert res["failure_replied"] == pytest.approx(1 / 3) and res["failure_said"] == pytest.approx(2 / 3)
+    assert res["failure_rows"][1]["reply"] == "the result is 42."
+
+
 def test_retries_rewrite_only_the_definitions_that_do_not_validate(monkeypatch):
     import engine.eval.tools as tools_eval
     from engine.curriculum.episodes import tool_request_prompt

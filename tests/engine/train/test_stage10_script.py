@@ -38,6 +38,21 @@ def test_the_baseline_resumes_after_its_budget_and_the_stage_trains_the_pair_on_
     mosaic = json.loads((out / "stage10" / "default" / "metrics.json").read_text())
     window = json.loads((out / "stage10" / "window" / "metrics.json").read_text())
     assert mosaic["train_config"]["tools_share"] == 0.3 and mosaic["train_config"]["more_phrases"]
+    assert mosaic["train_config"]["tool_failures"] == 0.1
     assert mosaic["train_config"]["init_from"].endswith("init/default")
     assert window["arch"] == "window" and window["steps_done"] == mosaic["steps_done"] > 0
     assert window["train_config"]["more_phrases"] and window["train_config"]["init_from"].endswith("init/window")
+
+
+def test_the_pair_copies_nothing_out_when_a_run_fails(tmp_path):
+    # an older model in the work folder must not come out as the failed run's
+    work, out = tmp_path / "work", tmp_path / "out"
+    (work / "default").mkdir(parents=True)
+    for name in ("model.safetensors", "metrics.json", "MODEL.md"):
+        (work / "default" / name).write_text("old")
+    env = dict(os.environ, DEVICE="cpu", GRAPH="", WORKERS="0", WORK=str(work), PYTHON=sys.executable,
+               EXTRA="--tools-share 5")                                   # refused by the trainer
+    r = subprocess.run(["bash", str(ROOT / "scripts" / "train_pair_gpu.sh"), str(out), "2"],
+                       capture_output=True, text=True, timeout=300, env=env, cwd=ROOT)
+    assert r.returncode == 1 and "the mosaic run failed" in r.stdout, r.stdout[-2000:]
+    assert not (out / "default" / "model.safetensors").exists()

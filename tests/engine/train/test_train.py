@@ -192,7 +192,7 @@ def test_train_from_session_mixes_its_replay_log_into_each_batch(tmp_path):
 
 
 def test_the_mix_of_the_config_shapes_the_training_batches(tmp_path, monkeypatch):
-    from engine.curriculum.episodes import Mix
+    from engine.curriculum.mix import Mix
     from engine.train import loop
     from engine.train.data import make_batch
     # a run trains on the batches of its config's mix: another mix, other bytes
@@ -201,11 +201,12 @@ def test_the_mix_of_the_config_shapes_the_training_batches(tmp_path, monkeypatch
     seen = []
     real = loop.batch_stream
     monkeypatch.setattr(loop, "batch_stream", lambda *a, **k: seen.append(k["mix"]) or real(*a, **k))
-    cfg = train_preset("tiny", steps=1, seq_len=64, eval_every=0, tools_share=0.4, more_phrases=True)
+    cfg = train_preset("tiny", steps=1, seq_len=64, eval_every=0, tools_share=0.4, more_phrases=True,
+                       tool_failures=0.2)
     train(cfg, tmp_path / "run", device="cpu", log=_quiet, progress_bar=False)
-    assert seen == [Mix(tools=0.4, more_phrases=True)]
+    assert seen == [Mix(tools=0.4, more_phrases=True, failures=0.2)]
     defaults = train_preset("default")                  # the config's defaults are the curriculum's
-    assert Mix(defaults.tools_share, defaults.more_phrases) == Mix()
+    assert Mix(defaults.tools_share, defaults.more_phrases, defaults.tool_failures) == Mix()
 
 
 @pytest.mark.parametrize("arch", ["mosaic", "window"])
