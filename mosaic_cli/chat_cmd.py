@@ -177,7 +177,8 @@ def tool_note(ev: Any) -> str | None:
     if ev.type == "ToolResult":
         if p.get("ok"):
             return f"tool {p.get('name')} returned {json.dumps(p.get('result'))[:300]}"
-        return f"tool {p.get('name')} failed ({p.get('error_type') or 'error'}): {str(p.get('error'))[:300]}"
+        who = f"tool {p.get('name')}" if p.get("name") else "a tool call"   # None: the call did not parse
+        return f"{who} failed ({p.get('error_type') or 'error'}): {str(p.get('error'))[:300]}"
     return None
 
 

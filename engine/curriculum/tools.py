@@ -661,6 +661,7 @@ def _more_phrases() -> dict[str, tuple[str, ...]]:
 # everyday words a request may use. A mix with ``more_phrases`` trains on them too (stage 9 did
 # not); any that is word for word a held-out wording stays out (phrases()).
 MORE_PHRASES: dict[str, tuple[str, ...]] = _more_phrases()
+P_FIRST_PHRASES = 0.5  # with MORE_PHRASES, the share of training requests in the first paraphrases
 
 
 def added_phrases(tool: Tool) -> tuple[str, ...]:
@@ -680,9 +681,6 @@ def phrases(tool: Tool, split: str, more: bool = False) -> tuple[str, ...]:
 
 def _words(phrase: str) -> set[str]:
     return {w.strip("?,.'") for w in phrase.lower().split()}
-
-
-P_FIRST_PHRASES = 0.5  # with MORE_PHRASES, the share of training requests in the first paraphrases
 
 
 def cue_words(tool: Tool, tools: list[Tool] | None = None) -> frozenset[str]:

@@ -89,6 +89,10 @@ def test_plain_chat_prints_a_calls_result_as_the_tool_returned_it():
                                                       "error": "no tool named nosuch",
                                                       "error_type": "unknown_tool"}))
     assert failed == "tool nosuch failed (unknown_tool): no tool named nosuch"
+    broken = tool_note(Ev(type="ToolResult", payload={"name": None, "ok": False, "result": None,
+                                                      "error": "tool call is not valid JSON: ...",
+                                                      "error_type": "bad_call"}))
+    assert broken == "a tool call failed (bad_call): tool call is not valid JSON: ..."
 
 
 def test_chat_plain_jsonl_prints_every_event(tiny_path):
