@@ -128,8 +128,9 @@ def _failure_replies(model, arch: str, tools: list[toolset.Tool], samples_per_to
     failed = [failure_prompt(t, seed) for t in tools for seed in range(samples_per_tool)]
     gens = greedy_generate(model, arch, [p.encode("utf-8") for p, _ in failed], max_new=120)
     every = {r for replies in toolset.FAILURE_REPLIES.values() for r in replies}
-    return [{"kind": kind, "reply": _decoded(g), "fitting": _decoded(g) in toolset.FAILURE_REPLIES[kind],
-             "says_failed": _decoded(g) in every} for (_, kind), g in zip(failed, gens)]
+    replies = [_decoded(g) for g in gens]
+    return [{"kind": kind, "reply": r, "fitting": r in toolset.FAILURE_REPLIES[kind], "says_failed": r in every}
+            for (_, kind), r in zip(failed, replies)]
 
 
 def _shares(rows: list[dict]) -> dict:

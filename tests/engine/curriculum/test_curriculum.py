@@ -413,6 +413,19 @@ def test_a_mix_with_failures_answers_a_failed_call_by_saying_it_gave_no_result()
     assert failed(Mix()) == 0 and 0 < failed(Mix(failures=0.3)) < failed(Mix(failures=1.0))
 
 
+def test_a_failed_calls_error_text_is_the_runtimes(tmp_path):
+    import random
+
+    from engine.toolbridge import ToolService
+    from toolsmith.registry import ToolRegistry
+    # what chat feeds back when the model calls a tool nobody approved, among the curriculum's
+    tool = toolset.BY_NAME["add_numbers"]
+    _, turn = ToolService(ToolRegistry(tmp_path / "tools.db")).call(tool.name, {"a": 1, "b": 2})
+    error = json.loads(turn[1:-1])["error"]
+    texts = {toolset.failure(tool, random.Random(i)) for i in range(200)}
+    assert ("missing", error) in texts and {kind for kind, _ in texts} == {"missing", "failed"}
+
+
 def test_more_phrases_keep_half_the_requests_in_the_first_paraphrases():
     import random
     for tool in (toolset.BY_NAME["to_upper"], toolset.BY_NAME["factorial"]):
