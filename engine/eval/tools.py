@@ -129,8 +129,8 @@ def _failure_replies(model, arch: str, tools: list[toolset.Tool], samples_per_to
     gens = greedy_generate(model, arch, [p.encode("utf-8") for p, _ in failed], max_new=120)
     every = {r for replies in toolset.FAILURE_REPLIES.values() for r in replies}
     replies = [_decoded(g) for g in gens]
-    return [{"kind": kind, "reply": r, "fitting": r in toolset.FAILURE_REPLIES[kind], "says_failed": r in every}
-            for (_, kind), r in zip(failed, replies)]
+    return [{"kind": kind, "reply": r, "fitting": r in toolset.FAILURE_REPLIES[kind],
+             "says_failed": r in every} for (_, kind), r in zip(failed, replies)]
 
 
 def _shares(rows: list[dict]) -> dict:

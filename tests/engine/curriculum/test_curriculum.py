@@ -394,7 +394,8 @@ def test_a_mix_with_failures_answers_a_failed_call_by_saying_it_gave_no_result()
             result = json.loads(text)
             assert result["ok"] is False and turns[i - 1][0] == "tool_call"
             # the world's bytes are the runtime's own rendering of that failure
-            assert stream.ROLE_BYTES[role] + text + stream.END == format_tool_result(False, error=result["error"])
+            rendered = format_tool_result(False, error=result["error"])
+            assert stream.ROLE_BYTES[role] + text + stream.END == rendered
             missing = "no tool named" in result["error"] or "no callable" in result["error"] \
                 or "deprecated" in result["error"]
             kind = "missing" if missing else "failed"
