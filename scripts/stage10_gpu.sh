@@ -17,9 +17,9 @@
 #   --baseline OUT/stage10/window/model.pt (the commands of MODEL.md).
 # Knobs (environment): MIX (default "--tools-share 0.3 --more-phrases --tool-failures 0.1"), SEED
 # (18), LR (3e-4), DEVICE (cuda), PRESET (default), STEPS (34451), WORKERS (6), GRAPH (--cuda-graph;
-# empty on a CPU),
-# RUNS (runs: the working folder, git-ignored, kept between calls on a warm machine), EXTRA (more
-# options for every run, e.g. "--seq-len 64 --batch-size 2 --steps 3" for a dry run on a CPU).
+# empty on a CPU), RUNS (runs: the working folder, git-ignored, kept between calls on a warm
+# machine), EXTRA (more options for every run, e.g. "--seq-len 64 --batch-size 2 --steps 3" for a
+# dry run on a CPU).
 set -uo pipefail
 PHASE=${1:?usage: scripts/stage10_gpu.sh baseline|stage OUT [SECONDS]}
 OUT=${2:?usage: scripts/stage10_gpu.sh baseline|stage OUT [SECONDS]}

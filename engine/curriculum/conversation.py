@@ -306,7 +306,6 @@ class Conversation:
         """
         from engine.curriculum import tools as toolset
         args = tool.sample(self.rng)
-        result = toolset.run_reference(tool, args)
         facts = {k: Fact(f"a{len(self.b)}.{i}", f"tool {_ORDINALS[i]} argument", _spelled(v))
                  for i, (k, v) in enumerate(args.items())
                  if i < len(_ORDINALS) and _rememberable(_spelled(v)) and _spelled(v) == _json_inner(v)}
@@ -332,6 +331,7 @@ class Conversation:
         if self.mix.failures and self.rng.random() < self.mix.failures:
             self._failed_call(tool)
             return
+        result = toolset.run_reference(tool, args)
         shown = stream.shown_result(result)
         fact = Fact(f"r{len(self.b)}", "tool result", shown)
         remember = _rememberable(shown) and (not isinstance(result, str) or _json_inner(shown) == shown)

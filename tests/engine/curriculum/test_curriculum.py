@@ -401,7 +401,7 @@ def test_a_mix_with_failures_answers_a_failed_call_by_saying_it_gave_no_result()
             kind = "missing" if missing else "failed"
             assert turns[i + 1][0] == "bot" and turns[i + 1][1] in toolset.FAILURE_REPLIES[kind]
             kinds.add(kind)
-        # the failure is the world's: not predicted
+        # the result's role byte is the world's: not predicted
         world = np.isin(ex.ids[1:], [ord(stream.TOOL_RESULT)])
         assert (ex.loss_weight[:-1][world] == 0).all()
     assert kinds == {"missing", "failed"}
