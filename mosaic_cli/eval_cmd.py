@@ -182,7 +182,9 @@ def tools(
     split: str = split_option("paraphrases and templates", "; or templates: the held-out templates around "
                               "the training paraphrases (the wording's frame alone unseen); or more: the "
                               "curriculum's blind-written wordings (tool_phrases.json) in the training "
-                              "templates, unseen unless the model trained with --more-phrases"),
+                              "templates, unseen unless the model trained with --more-phrases; or blind: "
+                              "four more held-out wordings per tool (tool_heldout.json, written blind, "
+                              "never trained on) in the held-out templates, --samples 4 takes each once"),
     retries: Optional[int] = typer.Option(
         None, "--retries", min=0, help="Rewrites of a definition that does not validate, sampled, as chat "
         "makes them (default: chat's tool_def_retries); 0 measures the first definition only."),
@@ -199,7 +201,7 @@ def tools(
     gives them after chat's retries of definitions that do not validate."""
     from engine.eval import run
     from engine.runtime.engine import EngineConfig
-    check_split(split, ("heldout", "train", "templates", "more"))
+    check_split(split, ("heldout", "train", "templates", "more", "blind"))
     cfg = EngineConfig()
     n_retries = cfg.tool_def_retries if retries is None else retries
     rep = _guard(lambda: run.tools(model, baseline, samples, max_new, device, limit, split,

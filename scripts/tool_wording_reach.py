@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """How far the curriculum's training wordings reach the held-out ones, by their words alone.
 
-    python3 scripts/tool_wording_reach.py [--more-phrases] [--misses] [--json]
+    python3 scripts/tool_wording_reach.py [--more-phrases] [--blind] [--misses] [--json]
 
 For each tool's held-out request wording ("shouts a string in capitals"), a bag-of-words
 nearest neighbour picks the tool whose training wordings it is closest to: tf-idf over crude
@@ -10,7 +10,8 @@ wordings taken together. It knows nothing of order ("km to miles" and "miles to 
 is no model; it says which held-out wordings a model trained on the curriculum alone has any
 word to go on for. Also: the held-out stems no training wording holds, and the held-out wordings
 with a training wording of the same tool at word-Jaccard >= 0.5. ``--more-phrases``: the
-training wordings include ``tool_phrases.json`` (``mosaic train --more-phrases``).
+training wordings include ``tool_phrases.json`` (``mosaic train --more-phrases``); ``--blind``:
+the held-out wordings are ``tool_heldout.json``'s four per tool (``mosaic eval tools --split blind``).
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.curriculum.tools import TOOLS, phrases  # noqa: E402
+from engine.curriculum.tools import BLIND_PHRASES, TOOLS, phrases  # noqa: E402
 
 _STOP = frozenset("a an the of to in into from by for with and or some one two its it is are as at on that "
                   "which what whether if given each every all any this n x".split())
@@ -46,7 +47,7 @@ def stems(phrase: str) -> list[str]:
     return [_stem(w) for w in re.findall(r"[a-z0-9]+", phrase.lower()) if w not in _STOP]
 
 
-def reach(more: bool) -> dict:
+def reach(more: bool, blind: bool = False) -> dict:
     """The nearest tool to each held-out wording, and the counts the module docstring names."""
     bags = {t.name: Counter(s for p in phrases(t, "train", more) for s in stems(p)) for t in TOOLS}
     df = Counter(s for bag in bags.values() for s in bag)
@@ -58,8 +59,7 @@ def reach(more: bool) -> dict:
 
     tools = {name: vector(bag) for name, bag in bags.items()}
     rows, unseen, held_stems, near = [], 0, 0, 0
-    for t in TOOLS:
-        wording = phrases(t, "heldout")[0]
+    for t, wording in ((t, w) for t in TOOLS for w in (BLIND_PHRASES[t.name] if blind else phrases(t, "heldout"))):
         q = Counter(stems(wording))
         held_stems += len(q)
         unseen += sum(1 for s in q if s not in df)
@@ -69,7 +69,7 @@ def reach(more: bool) -> dict:
         near += any(len(words & _words(p)) / len(words | _words(p)) >= 0.5 for p in phrases(t, "train", more))
         rows.append({"tool": t.name, "wording": wording, "nearest": best})
     right = sum(r["tool"] == r["nearest"] for r in rows)
-    return {"more_phrases": more, "tools": len(rows), "nearest_right": right / len(rows),
+    return {"more_phrases": more, "blind": blind, "wordings": len(rows), "nearest_right": right / len(rows),
             "training_wordings": sum(len(phrases(t, "train", more)) for t in TOOLS),
             "held_out_stems": held_stems, "unseen_stems": unseen, "near_wordings": near, "rows": rows}
 
@@ -77,17 +77,18 @@ def reach(more: bool) -> dict:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--more-phrases", action="store_true", help="include tool_phrases.json's wordings")
+    p.add_argument("--blind", action="store_true", help="the held-out wordings of tool_heldout.json")
     p.add_argument("--misses", action="store_true", help="list the held-out wordings named wrong")
     p.add_argument("--json", action="store_true", help="one JSON object")
     args = p.parse_args(argv)
-    r = reach(args.more_phrases)
+    r = reach(args.more_phrases, args.blind)
     if args.json:
         print(json.dumps(r if args.misses else {k: v for k, v in r.items() if k != "rows"}))
         return 0
     which = " (with tool_phrases.json)" if args.more_phrases else ""
     print(f"{r['training_wordings']} training wordings{which}: "
           f"the nearest tool by words is the held-out wording's own for {r['nearest_right']:.1%} of "
-          f"{r['tools']}; {r['unseen_stems']} of {r['held_out_stems']} held-out stems in no training "
+          f"{r['wordings']}{' blind' if args.blind else ''}; {r['unseen_stems']} of {r['held_out_stems']} held-out stems in no training "
           f"wording; {r['near_wordings']} held-out wordings with a training wording at word-Jaccard >= 0.5")
     if args.misses:
         for row in r["rows"]:

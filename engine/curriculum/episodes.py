@@ -234,9 +234,10 @@ def impulse_example(seed: int, kind: str, n_buckets: int, split: str = "heldout"
 
 def tool_request_prompt(tool: toolset.Tool, seed: int, split: str = "heldout") -> tuple[str, str]:
     """A held-out request for ``tool`` as a stream prefix ending in the TOOL_DEF role byte,
-    and the reference definition JSON it should be answered with."""
+    and the reference definition JSON it should be answered with (split "blind": seeds 0, 1, ...
+    take the tool's blind wordings in turn)."""
     rng = random.Random(f"mosaic-tool/{split}/{seed}/{tool.name}")
-    prefix = stream.user(toolset.request_text(tool, rng, split)) + stream.TOOL_DEF
+    prefix = stream.user(toolset.request_text(tool, rng, split, index=seed)) + stream.TOOL_DEF
     return prefix, toolset.definition_json(tool)
 
 

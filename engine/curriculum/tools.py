@@ -651,8 +651,8 @@ def definition_json(tool: Tool) -> str:
     return json.dumps(tool.definition())
 
 
-def _more_phrases() -> dict[str, tuple[str, ...]]:
-    path = Path(__file__).with_name("tool_phrases.json")
+def _wordings(file: str) -> dict[str, tuple[str, ...]]:
+    path = Path(__file__).with_name(file)
     return {name: tuple(ps) for name, ps in json.loads(path.read_text()).items()}
 
 
@@ -660,7 +660,13 @@ def _more_phrases() -> dict[str, tuple[str, ...]]:
 # (language models) that were shown each tool's training paraphrases and never its held-out one:
 # everyday words a request may use. A mix with ``more_phrases`` trains on them too (stage 9 did
 # not); any that is word for word a held-out wording stays out (phrases()).
-MORE_PHRASES: dict[str, tuple[str, ...]] = _more_phrases()
+MORE_PHRASES: dict[str, tuple[str, ...]] = _wordings("tool_phrases.json")
+# Held-out wordings written blind (tool_heldout.json: 4 per tool), by a helper session shown each
+# tool's name, description, parameters and one example, and no wording of the curriculum; the 13
+# that were a training wording word for word, or its words in another order, were written again.
+# No mix trains on them (a test checks that none is a training wording): the "blind" evaluation
+# split, four times the held-out split's one wording per tool.
+BLIND_PHRASES: dict[str, tuple[str, ...]] = _wordings("tool_heldout.json")
 P_FIRST_PHRASES = 0.5  # with MORE_PHRASES, the share of training requests in the first paraphrases
 
 
@@ -695,12 +701,17 @@ def cue_words(tool: Tool, tools: list[Tool] | None = None) -> frozenset[str]:
     return frozenset((held & own) - others)
 
 
-def request_text(tool: Tool, rng: random.Random, split: str, more: bool = False) -> str:
+def request_text(tool: Tool, rng: random.Random, split: str, more: bool = False, index: int = 0) -> str:
     """A user's request for ``tool`` in the split's templates and paraphrases; split "templates"
     (an evaluation's, never trained on) puts the training paraphrases in the held-out templates,
     split "more" (an evaluation's) MORE_PHRASES alone in the training templates (unseen wordings
     for a model trained without them, training ones for a model trained with them); ``more``: the
-    training paraphrases include MORE_PHRASES (drawn as often as the first ones together)."""
+    training paraphrases include MORE_PHRASES (drawn as often as the first ones together); split
+    "blind" (an evaluation's, never trained on) BLIND_PHRASES in the held-out templates, wording
+    ``index`` modulo their number (so that consecutive indices take them in turn)."""
+    if split == "blind":
+        blind = BLIND_PHRASES[tool.name]
+        return rng.choice(REQUEST["heldout"]).format(p=blind[index % len(blind)])
     if split == "templates":
         return rng.choice(REQUEST["heldout"]).format(p=rng.choice(phrases(tool, "train", more)))
     if split == "more":

@@ -174,7 +174,9 @@ def evaluate_tools(model, arch: str, samples_per_tool: int = 1, max_new: int = 1
     training ones, to tell a request the model cannot map to its tool from one it never learned)
     or "templates" (the held-out templates around the training paraphrases: the frame alone unseen)
     or "more" (tool_phrases.json's wordings in the training templates: unseen for a model trained
-    without ``--more-phrases``, a test with many more wordings than the held-out split's 56).
+    without ``--more-phrases``, a test with many more wordings than the held-out split's 56) or
+    "blind" (tool_heldout.json's wordings, written blind and never trained on, in the held-out
+    templates: ``samples_per_tool`` 4 takes each tool's four once).
     ``named`` is the share of requests whose definition validates and names the requested tool.
     ``valid`` / ``named`` / ``passed`` are of the greedy first definition; with ``retries`` the
     result also holds ``retried``: the same shares after the runtime's retries

@@ -117,6 +117,11 @@ def test_eval_impulses_and_tools(trained):
     res = runner.invoke(app, ["eval", "tools", "--model", str(out), "--limit", "1", "--max-bytes", "32",
                               "--split", "more", "--retries", "0"])
     assert res.exit_code == 0 and "1 more requests" in res.output, res.output
+    res = runner.invoke(app, ["eval", "tools", "--model", str(out), "--limit", "1", "--max-bytes", "32",
+                              "--split", "blind", "--samples", "2", "--retries", "0", "--json"])
+    assert res.exit_code == 0, res.output
+    rep = json.loads(res.stdout)["results"][str(out)]
+    assert rep["split"] == "blind" and rep["requests"] == 2 and 0 <= rep["passed"] <= rep["valid"] <= 1
     res = runner.invoke(app, ["eval", "updates", "--model", str(out), "--facts", "2", "--samples", "1", "--json"])
     assert res.exit_code == 0, res.output
     rep = json.loads(res.stdout)["results"][str(out)]

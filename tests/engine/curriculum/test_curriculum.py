@@ -314,6 +314,34 @@ def test_the_more_split_asks_in_the_blind_written_wordings_alone():
             assert text[len(frame.split("{p}")[0]):].rstrip("?") in added
 
 
+def test_blind_wordings_are_four_per_tool_and_none_is_a_training_or_held_out_wording():
+    import re
+    words = lambda p: frozenset(re.findall(r"[a-z0-9]+", p.lower()))
+    assert set(toolset.BLIND_PHRASES) == set(toolset.BY_NAME)
+    # every wording any split or mix may train on, or the held-out split asks in, as word sets
+    known = {words(p) for t in toolset.TOOLS for p in t.phrases + toolset.MORE_PHRASES[t.name]}
+    for t in toolset.TOOLS:
+        blind = toolset.BLIND_PHRASES[t.name]
+        assert len(blind) == 4 and len({words(p) for p in blind}) == 4
+        for p in blind:
+            assert p.isascii() and p == p.strip() and not set(p) & set("?\"'_") and 3 <= len(p.split()) <= 14
+            assert words(p) not in known, (t.name, p)
+
+
+def test_the_blind_split_takes_each_tools_blind_wordings_in_turn_in_the_held_out_templates():
+    import random
+    for tool in toolset.TOOLS:
+        got = []
+        for index in range(8):
+            text = toolset.request_text(tool, random.Random(index), "blind", index=index)
+            frame = next(f for f in toolset.REQUEST["heldout"] if text.startswith(f.split("{p}")[0]))
+            got.append(text[len(frame.split("{p}")[0]):].rstrip("?"))
+        assert got == list(toolset.BLIND_PHRASES[tool.name]) * 2
+    from engine.curriculum.episodes import tool_request_prompt
+    asked = {tool_request_prompt(toolset.BY_NAME["to_upper"], seed, "blind")[0] for seed in range(4)}
+    assert len(asked) == 4
+
+
 def test_a_mix_sets_the_share_of_conversations_about_tools_and_their_wordings():
     from collections import Counter
 
