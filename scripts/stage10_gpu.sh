@@ -14,7 +14,8 @@
 #   then the baseline from RUNS/window9 for the same steps (scripts/train_pair_gpu.sh), into
 #   OUT/stage10/{default,window}. Evaluate afterwards on any machine:
 #   mosaic eval tools|updates|recall|impulses --model OUT/stage10/default/model.safetensors
-#   --baseline OUT/stage10/window/model.pt (the commands of MODEL.md).
+#   --baseline OUT/stage10/window/model.pt (the commands of MODEL.md; for tools also --split blind
+#   --samples 4, the 224 blind-written held-out wordings).
 # Knobs (environment): MIX (default "--tools-share 0.3 --more-phrases --tool-failures 0.1"), SEED
 # (18), LR (3e-4), DEVICE (cuda), PRESET (default), STEPS (34451), WORKERS (6), GRAPH (--cuda-graph;
 # empty on a CPU), RUNS (runs: the working folder, git-ignored, kept between calls on a warm
