@@ -59,7 +59,8 @@ def reach(more: bool, blind: bool = False) -> dict:
 
     tools = {name: vector(bag) for name, bag in bags.items()}
     rows, unseen, held_stems, near = [], 0, 0, 0
-    for t, wording in ((t, w) for t in TOOLS for w in (BLIND_PHRASES[t.name] if blind else phrases(t, "heldout"))):
+    held = {t.name: BLIND_PHRASES[t.name] if blind else phrases(t, "heldout") for t in TOOLS}
+    for t, wording in ((t, w) for t in TOOLS for w in held[t.name]):
         q = Counter(stems(wording))
         held_stems += len(q)
         unseen += sum(1 for s in q if s not in df)
@@ -88,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     which = " (with tool_phrases.json)" if args.more_phrases else ""
     print(f"{r['training_wordings']} training wordings{which}: "
           f"the nearest tool by words is the held-out wording's own for {r['nearest_right']:.1%} of "
-          f"{r['wordings']}{' blind' if args.blind else ''}; {r['unseen_stems']} of {r['held_out_stems']} held-out stems in no training "
+          f"{r['wordings']}{' blind' if args.blind else ''}; "
+          f"{r['unseen_stems']} of {r['held_out_stems']} held-out stems in no training "
           f"wording; {r['near_wordings']} held-out wordings with a training wording at word-Jaccard >= 0.5")
     if args.misses:
         for row in r["rows"]:
