@@ -661,13 +661,13 @@ def _wordings(file: str) -> dict[str, tuple[str, ...]]:
 # everyday words a request may use. A mix with ``more_phrases`` trains on them too (stage 9 did
 # not); any that is word for word a held-out wording stays out (phrases()).
 MORE_PHRASES: dict[str, tuple[str, ...]] = _wordings("tool_phrases.json")
+P_FIRST_PHRASES = 0.5  # with MORE_PHRASES, the share of training requests in the first paraphrases
 # Held-out wordings written blind (tool_heldout.json: 4 per tool), by a helper session shown each
 # tool's name, description, parameters and one example, and no wording of the curriculum; the 13
 # that were a training wording word for word, or its words in another order, were written again.
 # No mix trains on them (a test checks that none is a training wording): the "blind" evaluation
 # split, four times the held-out split's one wording per tool.
 BLIND_PHRASES: dict[str, tuple[str, ...]] = _wordings("tool_heldout.json")
-P_FIRST_PHRASES = 0.5  # with MORE_PHRASES, the share of training requests in the first paraphrases
 
 
 def added_phrases(tool: Tool) -> tuple[str, ...]:
