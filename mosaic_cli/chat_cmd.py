@@ -171,6 +171,8 @@ def tool_note(ev: Any) -> str | None:
     if ev.type == "ToolRejected":
         why = "; ".join(f"{e.get('field')}: {e.get('message')}" for e in p.get("errors") or []) or p.get("status")
         return f"tool rejected: {p.get('name') or '(no name)'}: {why}"
+    if ev.type == "ToolNameHinted":
+        return f"tool definition named from your words: {p.get('name')} (--no-hint: the model names it)"
     if ev.type == "ToolDefinitionRetried":
         why = "; ".join(p.get("errors") or []) or "invalid"
         return f"tool definition did not validate ({why}); writing it again (retry {p.get('attempt')})"
@@ -208,7 +210,7 @@ def _plain_chat(engine: Any, jsonl: bool) -> None:
                 sys.stderr.flush()
 
     for kind in ("Response", "TurnEnded", "ToolProposed", "ToolRejected", "ToolDefinitionRetried",
-                 "ToolResult"):
+                 "ToolNameHinted", "ToolResult"):
         engine.bus.subscribe(kind, on_event)
     if jsonl:
         engine.bus.subscribe("*", _JsonlPrinter())
@@ -251,10 +253,13 @@ def register(app: typer.Typer) -> None:
         learn: bool = typer.Option(True, "--learn/--no-learn", help="online LoRA learning (medium timescale)"),
         copy: bool = typer.Option(True, "--copy/--no-copy", help="tool calls copy their argument values from "
                                   "your line, replies the tool's result (--no-copy: the model's own bytes)"),
+        hint: bool = typer.Option(True, "--hint/--no-hint", help="a tool definition begins with the name of the "
+                                  "known tool nearest your line's words (--no-hint: the model names it)"),
     ) -> None:
         """Chat with the model (TUI in a terminal; --plain: a user line in, the reply out)."""
         engine, sess = _open_engine(session, model, learn, temperature=temperature,
-                                    max_turn_bytes=max_turn_bytes, impulses=impulses, copy_tool_values=copy)
+                                    max_turn_bytes=max_turn_bytes, impulses=impulses, copy_tool_values=copy,
+                                    hint_tool_names=hint)
         old = _install_signals()
         try:
             runner = None if (plain or jsonl or not sys.stdout.isatty() or not sys.stdin.isatty()) else _tui("chat")

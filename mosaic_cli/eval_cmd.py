@@ -198,7 +198,8 @@ def tools(
     the request as chat writes them; and share of replies after the right call and its result that
     show the result, both ways; and share of replies after a failed result (no such tool, or it
     raised) that say so. The shares are of the first (greedy) definition; "retried"
-    gives them after chat's retries of definitions that do not validate."""
+    gives them after chat's retries of definitions that do not validate, and "hinted" as chat
+    writes definitions: named from the request's words (the nearest known tool), then retried."""
     from engine.eval import run
     from engine.runtime.engine import EngineConfig
     check_split(split, ("heldout", "train", "templates", "more", "blind"))
@@ -224,6 +225,10 @@ def tools(
             typer.echo(f"{name}: after up to {a['retries']} retries as chat makes them ({a['rewritten']} "
                        f"rewritten at temperature {a['temperature']:g}): valid {100 * a['valid']:.1f}%, "
                        f"right tool {100 * a['named']:.1f}%, passed tests {100 * a['passed']:.1f}%")
+        h = r["hinted"]
+        typer.echo(f"{name}: as chat writes definitions, named from the request's words ({100 * h['hinted']:.1f}% "
+                   f"given a name, {100 * h['hint_right']:.1f}% the requested tool's), then retried: valid "
+                   f"{100 * h['valid']:.1f}%, right tool {100 * h['named']:.1f}%, passed tests {100 * h['passed']:.1f}%")
 
 
 @eval_app.command("impulses")

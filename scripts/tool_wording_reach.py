@@ -5,8 +5,9 @@
 
 For each tool's held-out request wording ("shouts a string in capitals"), a bag-of-words
 nearest neighbour picks the tool whose training wordings it is closest to: tf-idf over crude
-stems (plurals, -ing, -ed, -ly cut off; function words left out), cosine to each tool's
-wordings taken together. It knows nothing of order ("km to miles" and "miles to km" tie) and
+stems (plurals, -ing, -ed, -ly cut off; function words left out), the cosine to each tool's
+wordings taken together plus that to its nearest single wording (``engine.tool_names.ToolIndex``,
+which names the tools that chat's definitions begin with). It knows nothing of order ("km to miles" and "miles to km" tie) and
 is no model; it says which held-out wordings a model trained on the curriculum alone has any
 word to go on for. Also: the held-out stems no training wording holds, and the held-out wordings
 with a training wording of the same tool at word-Jaccard >= 0.5. ``--more-phrases``: the
@@ -17,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import re
 import sys
 from collections import Counter
@@ -26,46 +26,23 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine.curriculum.tools import BLIND_PHRASES, TOOLS, phrases  # noqa: E402
-
-_STOP = frozenset("a an the of to in into from by for with and or some one two its it is are as at on that "
-                  "which what whether if given each every all any this n x".split())
-
-
-def _stem(word: str) -> str:
-    for suffix in ("ies", "es", "s", "ing", "ed", "ly"):
-        if len(word) > len(suffix) + 3 and word.endswith(suffix):
-            return word[: -len(suffix)]
-    return word
+from engine.tool_names import ToolIndex, stems  # noqa: E402
 
 
 def _words(phrase: str) -> set[str]:
     return set(re.findall(r"[a-z0-9]+", phrase.lower()))
 
 
-def stems(phrase: str) -> list[str]:
-    """The content words of ``phrase``, crudely stemmed."""
-    return [_stem(w) for w in re.findall(r"[a-z0-9]+", phrase.lower()) if w not in _STOP]
-
-
 def reach(more: bool, blind: bool = False) -> dict:
     """The nearest tool to each held-out wording, and the counts the module docstring names."""
-    bags = {t.name: Counter(s for p in phrases(t, "train", more) for s in stems(p)) for t in TOOLS}
-    df = Counter(s for bag in bags.values() for s in bag)
-
-    def vector(counts: Counter) -> dict[str, float]:
-        v = {s: (1 + math.log(k)) * math.log(1 + len(bags) / df[s]) for s, k in counts.items() if s in df}
-        norm = math.sqrt(sum(x * x for x in v.values())) or 1.0
-        return {s: x / norm for s, x in v.items()}
-
-    tools = {name: vector(bag) for name, bag in bags.items()}
+    index = ToolIndex({t.name: phrases(t, "train", more) for t in TOOLS})
     rows, unseen, held_stems, near = [], 0, 0, 0
     held = {t.name: BLIND_PHRASES[t.name] if blind else phrases(t, "heldout") for t in TOOLS}
     for t, wording in ((t, w) for t in TOOLS for w in held[t.name]):
         q = Counter(stems(wording))
         held_stems += len(q)
-        unseen += sum(1 for s in q if s not in df)
-        vq = vector(q)
-        best = max(tools, key=lambda name: sum(vq.get(s, 0.0) * x for s, x in tools[name].items()))
+        unseen += sum(1 for s in q if not index.vector(Counter([s])))
+        best = index.ranked(wording)[0][0]
         words = _words(wording)
         near += any(len(words & _words(p)) / len(words | _words(p)) >= 0.5 for p in phrases(t, "train", more))
         rows.append({"tool": t.name, "wording": wording, "nearest": best})

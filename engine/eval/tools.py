@@ -1,6 +1,7 @@
 """Tools: for held-out requests (paraphrases and templates never trained on), the share whose
 generated definition validates with toolsmith, and the share whose tool passes the request's
-own test cases when run in toolsmith's sandbox. Beside them, tool calls: for a request to use a
+own test cases when run in toolsmith's sandbox, by the model alone and as chat writes definitions
+(named from the request's words, ``engine.tool_names``). Beside them, tool calls: for a request to use a
 tool (its call template with fresh random arguments, some of their words made up), the share of
 generated TOOL_CALL turns that name the tool and that give exactly the requested arguments, written
 by the model alone and with the arguments copied from the request as chat writes them
@@ -20,6 +21,7 @@ from engine.call_copy import CallCopier, ResultCopier
 from engine.curriculum import tools as toolset
 from engine.curriculum.episodes import tool_request_prompt
 from engine.eval.common import generate, greedy_generate
+from engine.tool_names import hint_for
 from engine.toolbridge import format_tool_result
 from engine.vm.isa import Opcode
 
@@ -141,11 +143,13 @@ def _shares(rows: list[dict]) -> dict:
 
 
 def retry_definitions(model, arch: str, reqs: list[tuple], rows: list[dict], retries: int,
-                      temperature: float, max_new: int, seed: int = 0) -> list[dict]:
+                      temperature: float, max_new: int, seed: int = 0,
+                      allowed: list | None = None) -> list[dict]:
     """What the runtime's retries make of ``rows`` (one check per request of ``reqs``): each
     definition that does not validate is written again, sampled at ``temperature``, up to
-    ``retries`` times, until one validates (``Engine``'s ``tool_def_retries``). Returns new rows,
-    each with ``attempts`` (1 = the greedy one)."""
+    ``retries`` times, until one validates (``Engine``'s ``tool_def_retries``). ``allowed``: per
+    request, the byte masks the definitions were written under (:func:`engine.eval.common.generate`;
+    the name hints). Returns new rows, each with ``attempts`` (1 = the greedy one)."""
     gen = torch.Generator().manual_seed(seed)
     out = [dict(r, attempts=1) for r in rows]
     todo = [i for i, r in enumerate(out) if not r["valid"]]
@@ -153,7 +157,8 @@ def retry_definitions(model, arch: str, reqs: list[tuple], rows: list[dict], ret
         if not todo:
             break
         gens = generate(model, arch, [reqs[i][1].encode("utf-8") for i in todo], max_new=max_new,
-                        temperature=temperature, generator=gen)
+                        temperature=temperature, generator=gen,
+                        allowed=None if allowed is None else [allowed[i] for i in todo])
         left = []
         for i, g in zip(todo, gens):
             row = check_definition(g.decode("utf-8", errors="replace"), reqs[i][0])
@@ -162,6 +167,33 @@ def retry_definitions(model, arch: str, reqs: list[tuple], rows: list[dict], ret
                 left.append(i)
         todo = left
     return out
+
+
+def request_of(prefix: str) -> str:
+    """The person's line in a request prefix (``stream.user(text) + stream.TOOL_DEF``)."""
+    return prefix[len(stream.USER):-len(stream.END + stream.TOOL_DEF)]
+
+
+def hinted_definitions(model, arch: str, reqs: list[tuple], max_new: int, retries: int,
+                       temperature: float) -> dict:
+    """The definitions for ``reqs`` as chat writes them: each begins with the name of the tool
+    nearest its request's words (``engine.tool_names``; a request with no known word gets none),
+    the rest greedy, then chat's retries of those that do not validate. The shares (of the
+    definitions after the retries), ``hinted`` (share of requests given a name) and ``hint_right``
+    (share given the requested tool's name), and ``rows``."""
+    hints = [hint_for(request_of(prefix)) for _, prefix, _ in reqs]
+    allowed = [None if h is None else (lambda text, _op, h=h: h.allowed(text)) for h in hints]
+    gens = generate(model, arch, [p.encode("utf-8") for _, p, _ in reqs], max_new=max_new, allowed=allowed)
+    rows = [check_definition(_decoded(g), t) for (t, _, _), g in zip(reqs, gens)]
+    if retries > 0:
+        rows = retry_definitions(model, arch, reqs, rows, retries, temperature, max_new, allowed=allowed)
+    n = max(len(rows), 1)
+    for row, h in zip(rows, hints):
+        row["hint"] = None if h is None else h.name
+    return {**_shares(rows), "hinted": sum(h is not None for h in hints) / n,
+            "hint_right": sum(r["hint"] == r["tool"] for r in rows) / n,
+            "rows": [{k: r.get(k) for k in ("tool", "hint", "valid", "name_matches", "passed", "errors")}
+                     for r in rows]}
 
 
 def evaluate_tools(model, arch: str, samples_per_tool: int = 1, max_new: int = 1600,
@@ -180,7 +212,8 @@ def evaluate_tools(model, arch: str, samples_per_tool: int = 1, max_new: int = 1
     ``named`` is the share of requests whose definition validates and names the requested tool.
     ``valid`` / ``named`` / ``passed`` are of the greedy first definition; with ``retries`` the
     result also holds ``retried``: the same shares after the runtime's retries
-    (:func:`retry_definitions`)."""
+    (:func:`retry_definitions`); ``hinted``: the same shares of the definitions as chat writes them,
+    named from the request's words, after the retries (:func:`hinted_definitions`)."""
     tools = tools or toolset.TOOLS
     reqs = [(t, *tool_request_prompt(t, seed, split)) for t in tools for seed in range(samples_per_tool)]
     gens = greedy_generate(model, arch, [p.encode("utf-8") for _, p, _ in reqs], max_new=max_new)
@@ -203,6 +236,7 @@ def evaluate_tools(model, arch: str, samples_per_tool: int = 1, max_new: int = 1
                    "rows": [{k: r[k] for k in ("tool", "attempts", "valid", "passed", "errors")}
                             | {"name_matches": r.get("name_matches", False)}
                             for r in again if r["attempts"] > 1]}
+    hinted = hinted_definitions(model, arch, reqs, max_new, retries, retry_temperature)
     return {"requests": len(rows), "split": split, **_shares(rows), "sandbox": "toolsmith.sandbox.run_source",
             # passing split by whether the held-out wording shares a word with the tool's training
             # requests that no other tool's have (curriculum.tools.cue_words; meant for "heldout")
@@ -220,5 +254,5 @@ def evaluate_tools(model, arch: str, samples_per_tool: int = 1, max_new: int = 1
             # the curriculum's reply to that kind of failure (mosaic train --tool-failures)
             "failures": len(failure_rows), "failure_replied": sum(r["fitting"] for r in failure_rows) / nf,
             "failure_said": sum(r["says_failed"] for r in failure_rows) / nf,
-            "retried": retried, "model": model_name, "arch": arch, "rows": rows, "call_rows": call_rows,
+            "retried": retried, "hinted": hinted, "model": model_name, "arch": arch, "rows": rows, "call_rows": call_rows,
             "reply_rows": reply_rows, "failure_rows": failure_rows}

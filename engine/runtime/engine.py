@@ -31,6 +31,7 @@ import torch
 import prompts
 from prompts import stream
 from engine.call_copy import CallCopier, ResultCopier, restrict
+from engine.tool_names import hint_for
 from engine.runtime.bus import EventBus, PriorityInbox
 from engine.runtime.consolidation import ConsolidationConfig, Consolidator, apply_prunes
 from engine.runtime.cues import Tape, book_from_dict, book_to_dict, cue_book, fact_cues
@@ -86,6 +87,9 @@ class EngineConfig:
     # asked for it (the model still picks among the bytes that copy), and the reply after a result
     # writes the result whole where its opcode first turns READ_MEM (engine.call_copy)
     copy_tool_values: bool = True
+    # a TOOL_DEF turn answering a user's line begins with the name of the curriculum tool nearest
+    # that line's words (engine.tool_names; the rest of the definition is the model's)
+    hint_tool_names: bool = True
     prefill: bool = True                 # input turns through the parallel forward path (else step by step)
     fast_decode: bool = True             # generate through engine.vm.fastpath when it applies (same outputs)
     tool_deprecation_every_s: float = 3600.0  # how often idle time checks for tools to deprecate
@@ -488,14 +492,15 @@ class Engine:
         """The model's turn after an input turn: bytes until END, an IDLE opcode, or the cap
         (sampled at ``temperature``; None: the config's). ``request``: the person's line a tool
         call copies its argument values from; ``result``: the tool result a reply recalls
-        (``engine.call_copy``; with ``copy_tool_values``)."""
+        (``engine.call_copy``; with ``copy_tool_values``); a definition written after ``request``
+        begins with the name hinted from its words (``engine.tool_names``; with ``hint_tool_names``)."""
         turn = _Turn()
         logits = self._last_logits
         if logits is None:
             view = self._step(END_BYTE)
             logits = view.logits
         cap, i = self.config.max_turn_bytes, 0
-        copier, recaller = None, None
+        copier, recaller, hint = None, None, None
         reading = False                      # the last step's opcode was READ_MEM
         while i < cap:
             if self._stopping.is_set():
@@ -504,6 +509,8 @@ class Engine:
             if copier is not None:
                 written = bytes(turn.data[1:]).decode("utf-8", errors="replace")
                 logits = restrict(logits, copier.allowed(written))
+            elif hint is not None:
+                logits = restrict(logits, hint.allowed(bytes(turn.data[1:]).decode("utf-8", errors="replace")))
             elif recaller is not None:
                 reply = bytes(turn.data[1:]).decode("utf-8", errors="replace")
                 logits = restrict(logits, recaller.allowed(reply, reading))
@@ -517,6 +524,10 @@ class Engine:
                 turn.first_token_ts = time.time()
                 if turn.role in ("tool_def", "tool_call"):  # cut short it could never validate
                     cap = max(cap, self.config.max_code_turn_bytes)
+                if turn.role == "tool_def" and request and self.config.hint_tool_names:
+                    hint = hint_for(request)
+                    if hint is not None:
+                        self._emit(Event("ToolNameHinted", {"turn": turn_id, "name": hint.name}))
                 if self.config.copy_tool_values:
                     if turn.role == "tool_call" and request:
                         copier = CallCopier(request, self._tool_params())

@@ -44,22 +44,22 @@ def test_chat_plain_prints_one_reply_line_per_user_line(tiny_path):
     assert len(res.stdout.splitlines()) == 2          # the blank line is skipped
 
 
-def test_no_copy_hands_the_engine_the_models_own_tool_values(tiny_path, monkeypatch):
+def test_no_copy_and_no_hint_hand_the_engine_the_models_own_tool_values_and_names(tiny_path, monkeypatch):
     import mosaic_cli.chat_cmd as chat_cmd
-    seen: list[bool] = []
+    seen: list[tuple[bool, bool]] = []
     real = chat_cmd._open_engine
 
     def spy(*args, **config):
         engine, session = real(*args, **config)
-        seen.append(engine.config.copy_tool_values)
+        seen.append((engine.config.copy_tool_values, engine.config.hint_tool_names))
         return engine, session
 
     monkeypatch.setattr(chat_cmd, "_open_engine", spy)
-    for flag in ("--copy", "--no-copy"):
-        res = CliRunner().invoke(app, ["chat", "--plain", "--no-impulses", flag, "--model", tiny_path,
+    for flags in ([], ["--no-copy"], ["--no-hint"]):
+        res = CliRunner().invoke(app, ["chat", "--plain", "--no-impulses", *flags, "--model", tiny_path,
                                        "--max-turn-bytes", "8"], input="hi\n")
         assert res.exit_code == 0, res.output
-    assert seen == [True, False]
+    assert seen == [(True, True), (False, True), (True, False)]
 
 
 def test_plain_chat_names_a_proposed_or_rejected_tool():
@@ -75,6 +75,8 @@ def test_plain_chat_names_a_proposed_or_rejected_tool():
     note = tool_note(Ev(type="ToolDefinitionRetried",
                         payload={"attempt": 2, "errors": ["definition: not JSON"]}))
     assert note == "tool definition did not validate (definition: not JSON); writing it again (retry 2)"
+    note = tool_note(Ev(type="ToolNameHinted", payload={"turn": "t1", "name": "to_upper"}))
+    assert note == "tool definition named from your words: to_upper (--no-hint: the model names it)"
     assert tool_note(Ev(type="Response", payload={})) is None
 
 

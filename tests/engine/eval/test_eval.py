@@ -174,6 +174,12 @@ def test_tool_eval_asks_the_split_it_is_given_and_counts_the_right_tool():
                             for a, b in zip(tools, tools[::-1])])
     res = evaluate_tools(swapped, "window", tools=tools, split="train", max_new=400)
     assert res["valid"] == 1.0 and res["named"] == res["passed"] == 0.0
+    # as chat writes them, each definition begins with the name its request's words give: the
+    # right oracle's own (so they pass as before); the swapped oracle's are named right
+    assert [r["hint"] for r in res["hinted"]["rows"]] == ["to_upper", "to_lower"]
+    assert res["hinted"]["hinted"] == res["hinted"]["hint_right"] == 1.0
+    assert train["hinted"]["valid"] == train["hinted"]["named"] == train["hinted"]["passed"] == 1.0
+    assert held["hinted"]["passed"] == 0.0      # a name alone is no definition
 
 
 def test_tool_eval_checks_that_a_reply_shows_the_result():

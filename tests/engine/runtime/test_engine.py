@@ -387,6 +387,28 @@ def test_definition_retries_stop_at_the_limit_and_can_be_turned_off():
             assert eng.stop()
 
 
+def test_a_definition_begins_with_the_name_hinted_from_the_request_unless_turned_off():
+    from engine.tool_names import HEAD
+    tool, definition = _definition_turn()            # the model would define reverse_string ...
+    asked = "could you put together a tool that adds two numbers?"     # ... asked for add_numbers
+    for hint in (True, False):
+        model, eng, rec = _tool_engine([definition, "\x12proposed\n"], hint_tool_names=hint,
+                                       tool_def_retries=0)
+        try:
+            ev = eng.submit_user(asked)
+            _turn_end(rec, ev.id)
+            defs = [t for t in rec.of("Token") if t.payload["turn"] == ev.id]
+            written = bytes(t.payload["byte"] for t in defs).decode()
+            hinted = rec.of("ToolNameHinted")
+            if hint:
+                assert [e.payload for e in hinted] == [{"turn": ev.id, "name": "add_numbers"}]
+                assert written.startswith("\x14" + HEAD + 'add_numbers"')
+            else:
+                assert hinted == [] and written.startswith("\x14" + HEAD + tool.name + '"')
+        finally:
+            assert eng.stop()
+
+
 class _FakeLearner:
     """The OnlineLearner surface the engine uses (observe / maybe_update / add_replays / consolidate)."""
 
