@@ -229,10 +229,11 @@ def test_retries_rewrite_only_the_definitions_that_do_not_validate(monkeypatch):
     rows = [check_definition("{broken", tools[0]),
             check_definition(toolset.definition_json(tools[1]), tools[1]),
             check_definition("{broken", tools[2])]
-    calls = []
+    calls, masks = [], []
 
-    def fake_generate(model, arch, prompts, max_new, stop=10, temperature=0.0, generator=None):
+    def fake_generate(model, arch, prompts, max_new, stop=10, temperature=0.0, generator=None, allowed=None):
         calls.append((len(prompts), temperature, generator is not None))
+        masks.append(allowed)
         # to_upper's request gets a valid definition of the wrong tool on its second retry;
         # reverse_string's never validates
         return [(toolset.definition_json(tools[1]) if len(calls) == 2 and reqs[0][1].encode() == p
@@ -244,6 +245,12 @@ def test_retries_rewrite_only_the_definitions_that_do_not_validate(monkeypatch):
     assert [r["attempts"] for r in out] == [3, 1, 4]
     assert [r["valid"] for r in out] == [True, True, False]
     assert out[0]["name_matches"] is False and not out[0]["passed"] and out[1] == dict(rows[1], attempts=1)
+    assert masks == [None, None, None]
+    # with the masks the definitions were written under (the name hints), each rewrite keeps its own
+    calls.clear()
+    tools_eval.retry_definitions(None, "mosaic", reqs, rows, retries=3, temperature=0.7, max_new=50,
+                                 allowed=["upper", "lower", "reverse"])
+    assert masks[3:] == [["upper", "reverse"], ["upper", "reverse"], ["reverse"]]
 
 
 def test_sampled_generation_follows_its_generator_and_is_greedy_when_cold():
