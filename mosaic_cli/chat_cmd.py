@@ -253,8 +253,9 @@ def register(app: typer.Typer) -> None:
         learn: bool = typer.Option(True, "--learn/--no-learn", help="online LoRA learning (medium timescale)"),
         copy: bool = typer.Option(True, "--copy/--no-copy", help="tool calls copy their argument values from "
                                   "your line, replies the tool's result (--no-copy: the model's own bytes)"),
-        hint: bool = typer.Option(True, "--hint/--no-hint", help="a tool definition begins with the name of the "
-                                  "known tool nearest your line's words (--no-hint: the model names it)"),
+        hint: bool = typer.Option(True, "--hint/--no-hint",
+                                  help="a tool definition begins with the name of the known tool nearest "
+                                  "your line's words (--no-hint: the model names it)"),
     ) -> None:
         """Chat with the model (TUI in a terminal; --plain: a user line in, the reply out)."""
         engine, sess = _open_engine(session, model, learn, temperature=temperature,

@@ -226,9 +226,10 @@ def tools(
                        f"rewritten at temperature {a['temperature']:g}): valid {100 * a['valid']:.1f}%, "
                        f"right tool {100 * a['named']:.1f}%, passed tests {100 * a['passed']:.1f}%")
         h = r["hinted"]
-        typer.echo(f"{name}: as chat writes definitions, named from the request's words ({100 * h['hinted']:.1f}% "
-                   f"given a name, {100 * h['hint_right']:.1f}% the requested tool's), then retried: valid "
-                   f"{100 * h['valid']:.1f}%, right tool {100 * h['named']:.1f}%, passed tests {100 * h['passed']:.1f}%")
+        typer.echo(f"{name}: as chat writes definitions, named from the request's words "
+                   f"({100 * h['hinted']:.1f}% given a name, {100 * h['hint_right']:.1f}% the requested "
+                   f"tool's), then retried: valid {100 * h['valid']:.1f}%, right tool "
+                   f"{100 * h['named']:.1f}%, passed tests {100 * h['passed']:.1f}%")
 
 
 @eval_app.command("impulses")

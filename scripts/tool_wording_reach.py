@@ -7,9 +7,9 @@ For each tool's held-out request wording ("shouts a string in capitals"), a bag-
 nearest neighbour picks the tool whose training wordings it is closest to: tf-idf over crude
 stems (plurals, -ing, -ed, -ly cut off; function words left out), the cosine to each tool's
 wordings taken together plus that to its nearest single wording (``engine.tool_names.ToolIndex``,
-which names the tools that chat's definitions begin with). It knows nothing of order ("km to miles" and "miles to km" tie) and
-is no model; it says which held-out wordings a model trained on the curriculum alone has any
-word to go on for. Also: the held-out stems no training wording holds, and the held-out wordings
+which names the tools that chat's definitions begin with). It knows nothing of order ("km to
+miles" and "miles to km" tie) and is no model; it says which held-out wordings a model trained
+on the curriculum alone has any word to go on for. Also: the held-out stems no training wording holds, and the held-out wordings
 with a training wording of the same tool at word-Jaccard >= 0.5. ``--more-phrases``: the
 training wordings include ``tool_phrases.json`` (``mosaic train --more-phrases``); ``--blind``:
 the held-out wordings are ``tool_heldout.json``'s four per tool (``mosaic eval tools --split blind``).

@@ -254,5 +254,5 @@ def evaluate_tools(model, arch: str, samples_per_tool: int = 1, max_new: int = 1
             # the curriculum's reply to that kind of failure (mosaic train --tool-failures)
             "failures": len(failure_rows), "failure_replied": sum(r["fitting"] for r in failure_rows) / nf,
             "failure_said": sum(r["says_failed"] for r in failure_rows) / nf,
-            "retried": retried, "hinted": hinted, "model": model_name, "arch": arch, "rows": rows, "call_rows": call_rows,
-            "reply_rows": reply_rows, "failure_rows": failure_rows}
+            "retried": retried, "hinted": hinted, "model": model_name, "arch": arch, "rows": rows,
+            "call_rows": call_rows, "reply_rows": reply_rows, "failure_rows": failure_rows}

@@ -510,7 +510,8 @@ class Engine:
                 written = bytes(turn.data[1:]).decode("utf-8", errors="replace")
                 logits = restrict(logits, copier.allowed(written))
             elif hint is not None:
-                logits = restrict(logits, hint.allowed(bytes(turn.data[1:]).decode("utf-8", errors="replace")))
+                written = bytes(turn.data[1:]).decode("utf-8", errors="replace")
+                logits = restrict(logits, hint.allowed(written))
             elif recaller is not None:
                 reply = bytes(turn.data[1:]).decode("utf-8", errors="replace")
                 logits = restrict(logits, recaller.allowed(reply, reading))

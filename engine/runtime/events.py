@@ -28,7 +28,8 @@ EVENT_TYPES = (
     "Consolidated", "CommitmentOpened", "CommitmentClosed", "CommitmentError",
     "EngineError", "StateSaved", "SessionLoaded", "ToolProposed", "ToolRegistered",
     "ToolRejected", "ToolApproved", "ToolDenied", "ToolCalled", "ToolResult",
-    "ToolDeprecated", "ToolDefinitionRetried", "ToolNameHinted", "AdapterUpdated", "AdapterReverted", "Started", "Stopped",
+    "ToolDeprecated", "ToolDefinitionRetried", "ToolNameHinted", "AdapterUpdated", "AdapterReverted",
+    "Started", "Stopped",
 )
 
 _seq = itertools.count()
