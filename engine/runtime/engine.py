@@ -509,9 +509,10 @@ class Engine:
             if copier is not None:
                 written = bytes(turn.data[1:]).decode("utf-8", errors="replace")
                 logits = restrict(logits, copier.allowed(written))
-            elif hint is not None:
-                written = bytes(turn.data[1:]).decode("utf-8", errors="replace")
-                logits = restrict(logits, hint.allowed(written))
+            elif hint is not None:       # until the definition's head is written, then done with it
+                head = hint.allowed(bytes(turn.data[1:]).decode("utf-8", errors="replace"))
+                logits = restrict(logits, head)
+                hint = None if head is None else hint
             elif recaller is not None:
                 reply = bytes(turn.data[1:]).decode("utf-8", errors="replace")
                 logits = restrict(logits, recaller.allowed(reply, reading))
